@@ -1,0 +1,53 @@
+"""The HTTP API under /api/v1: blueprints and the mapping of domain errors to problems."""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+from ..connections import AuthorizationDenied, AuthorizationStateError
+from ..errors import problem_response
+from ..extensions import api
+from ..providers.errors import (
+    ProviderError,
+    ProviderGrantError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+)
+from .common import ProviderConverter, provider_param_schema
+from .connections import blp as connections_blp
+
+
+def _state_problem(error: AuthorizationStateError) -> Response:
+    return problem_response(400, str(error), kind="invalid-oauth-state", title="Invalid state")
+
+
+def _denied_problem(error: AuthorizationDenied) -> Response:
+    detail = (
+        "The user declined access at the provider."
+        if error.error == "access_denied"
+        else f"The provider returned the error {error.error!r}."
+    )
+    if error.description:
+        detail += f" ({error.description})"
+    return problem_response(400, detail, kind="oauth-denied", title="Authorization denied")
+
+
+def _provider_problem(error: ProviderError) -> Response:
+    if isinstance(error, ProviderGrantError):
+        return problem_response(400, error.message, kind="invalid-grant", title="Invalid grant")
+    if isinstance(error, ProviderNotConfigured):
+        return problem_response(
+            503, error.message, kind="provider-not-configured", title="Provider not configured"
+        )
+    kind = "provider-unavailable" if isinstance(error, ProviderUnavailable) else "provider-error"
+    return problem_response(502, error.message, kind=kind, title="Provider error")
+
+
+def init_app(app: Flask) -> None:
+    """Register the blueprints and the problems for domain errors."""
+    app.url_map.converters["provider"] = ProviderConverter
+    api.register_converter(ProviderConverter, provider_param_schema)
+    api.register_blueprint(connections_blp)
+    app.register_error_handler(AuthorizationStateError, _state_problem)
+    app.register_error_handler(AuthorizationDenied, _denied_problem)
+    app.register_error_handler(ProviderError, _provider_problem)

@@ -1,0 +1,108 @@
+"""Connecting, disconnecting and listing calendar providers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from .. import connections
+from ..auth import current_user_id
+from ..crypto import get_cipher
+from ..extensions import db
+from ..models import Provider
+from ..schemas import AuthorizationSchema, CallbackQuerySchema, ConnectionStatusSchema
+from .common import authenticated, parse_provider
+
+blp = Blueprint(
+    "connections",
+    __name__,
+    url_prefix="/api/v1/crm/calendar/connections",
+    description="API for managing external calendar connections",
+)
+
+
+def _status_of(provider: Provider) -> dict[str, Any]:
+    statuses = connections.connection_statuses(db.session(), current_user_id())
+    return next(s for s in statuses if s["provider"] == provider.value)
+
+
+def _add_oauth_views(provider: Provider) -> None:
+    slug = provider.value.lower()
+    name = provider.value.title()
+
+    class Authorize(MethodView):
+        @blp.doc(summary=f"Get {name} OAuth authorization URL", operationId=f"{slug}Authorize")
+        @blp.response(200, AuthorizationSchema)
+        @authenticated(blp, 503)
+        def get(self) -> dict[str, str]:
+            request = connections.start_authorization(
+                db.session(),
+                get_cipher(),
+                user_id=current_user_id(),
+                provider=provider,
+                config=current_app.config,
+            )
+            db.session.commit()
+            return {"authorizationUrl": request.url, "state": request.state}
+
+    class Callback(MethodView):
+        @blp.doc(
+            summary=f"Handle {name} OAuth callback",
+            description="Exchanges the code for tokens and connects the calendar; "
+            "returns the connection's status.",
+            operationId=f"{slug}Callback",
+        )
+        @blp.arguments(CallbackQuerySchema, location="query", as_kwargs=True)
+        @blp.response(200, ConnectionStatusSchema)
+        @authenticated(blp, 400, 502, 503)
+        def get(self, **query: str) -> dict[str, Any]:
+            connections.complete_authorization(
+                db.session(),
+                get_cipher(),
+                user_id=current_user_id(),
+                provider=provider,
+                config=current_app.config,
+                state=query["state"],
+                code=query.get("code"),
+                error=query.get("error"),
+                error_description=query.get("error_description"),
+            )
+            return _status_of(provider)
+
+    blp.add_url_rule(f"/{slug}/authorize", endpoint=f"{slug}_authorize", view_func=Authorize)
+    blp.add_url_rule(f"/{slug}/callback", endpoint=f"{slug}_callback", view_func=Callback)
+
+
+for _provider in Provider:
+    _add_oauth_views(_provider)
+
+
+@blp.route("/status")
+class Status(MethodView):
+    @blp.doc(summary="Get connection statuses", operationId="connectionStatuses")
+    @blp.response(200, ConnectionStatusSchema(many=True))
+    @authenticated(blp)
+    def get(self) -> list[dict[str, Any]]:
+        """One entry per provider, GOOGLE then OUTLOOK, connected or not."""
+        return connections.connection_statuses(db.session(), current_user_id())
+
+
+@blp.route("/<provider:provider>/disconnect")
+class Disconnect(MethodView):
+    @blp.doc(summary="Disconnect a calendar provider", operationId="disconnect")
+    @blp.response(204)
+    @authenticated(blp, 400)
+    def delete(self, provider: str) -> Response:
+        """Revokes the token where the provider allows it; keeps the CRM's events."""
+        connections.disconnect(
+            db.session(),
+            get_cipher(),
+            user_id=current_user_id(),
+            provider=parse_provider(provider),
+            config=current_app.config,
+        )
+        db.session.commit()
+        return Response(status=204)

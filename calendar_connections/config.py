@@ -1,0 +1,218 @@
+"""Configuration: defaults, the documented environment variables, and the secrets check.
+
+Order of precedence, lowest first: the defaults below, ``instance/config.py``, environment
+variables, then the mapping a test passes to ``create_app``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run: the message names the variable to set."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable the service reads."""
+
+    name: str
+    default: Any
+    help: str
+    kind: type = str
+
+
+# The one table of environment variables; README.md mirrors it.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("APP_ENV", "production", "`production` (refuses default secrets) or `development`"),
+    Setting("DATABASE_URL", None, "SQLAlchemy URL; default SQLite file in `instance/`"),
+    Setting("JWT_SECRET_KEY", None, "HS256 secret shared with the CRM auth service"),
+    Setting("JWT_PUBLIC_KEY", None, "PEM public key when tokens are RS256-signed"),
+    Setting("JWT_ALGORITHM", "HS256", "`HS256` or `RS256`"),
+    Setting("JWT_DECODE_AUDIENCE", None, "required `aud` claim, if any"),
+    Setting("JWT_DECODE_ISSUER", None, "required `iss` claim, if any"),
+    Setting("TOKEN_ENCRYPTION_KEYS", None, "comma-separated Fernet keys; first encrypts"),
+    Setting("GOOGLE_CLIENT_ID", None, "Google OAuth client id"),
+    Setting("GOOGLE_CLIENT_SECRET", None, "Google OAuth client secret"),
+    Setting(
+        "GOOGLE_REDIRECT_URI",
+        "http://localhost:3000/oauth/google/callback",
+        "front-end page Google redirects the browser to",
+    ),
+    Setting(
+        "GOOGLE_AUTHORIZE_URL",
+        "https://accounts.google.com/o/oauth2/v2/auth",
+        "Google authorization endpoint",
+    ),
+    Setting("GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token", "Google token endpoint"),
+    Setting("GOOGLE_REVOKE_URL", "https://oauth2.googleapis.com/revoke", "Google revocation"),
+    Setting(
+        "GOOGLE_API_BASE_URL",
+        "https://www.googleapis.com/calendar/v3",
+        "Google Calendar API base URL",
+    ),
+    Setting("OUTLOOK_CLIENT_ID", None, "Microsoft identity platform application id"),
+    Setting("OUTLOOK_CLIENT_SECRET", None, "Microsoft application client secret"),
+    Setting(
+        "OUTLOOK_REDIRECT_URI",
+        "http://localhost:3000/oauth/outlook/callback",
+        "front-end page Microsoft redirects the browser to",
+    ),
+    Setting("OUTLOOK_TENANT", "common", "`common`, `organizations`, `consumers` or a tenant id"),
+    Setting(
+        "OUTLOOK_AUTHORITY_URL",
+        "https://login.microsoftonline.com",
+        "Microsoft identity platform authority",
+    ),
+    Setting(
+        "OUTLOOK_GRAPH_BASE_URL", "https://graph.microsoft.com/v1.0", "Microsoft Graph base URL"
+    ),
+    Setting("OAUTH_STATE_TTL", 600, "seconds an authorization `state` stays valid", int),
+    Setting("HTTP_TIMEOUT", 20, "seconds for one request to a provider", int),
+    Setting("LOG_LEVEL", "INFO", "Python logging level"),
+)
+
+# Values shipped in examples: a deployment still using one of them has no secret at all.
+KNOWN_DEFAULT_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev", "development"})
+MIN_HMAC_SECRET_BYTES = 32
+
+
+def _parse(setting: Setting, raw: str) -> Any:
+    if setting.kind is int:
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigurationError(f"{setting.name} must be a whole number, got {raw!r}") from exc
+    if setting.kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return raw
+
+
+def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    """Fill ``app.config`` from defaults, ``instance/config.py``, the environment and tests."""
+    for setting in SETTINGS:
+        app.config[setting.name] = setting.default
+    app.config.from_pyfile("config.py", silent=True)
+    for setting in SETTINGS:
+        raw = os.environ.get(setting.name)
+        if raw is not None and raw != "":
+            app.config[setting.name] = _parse(setting, raw)
+    if test_config:
+        app.config.update(test_config)
+
+    if not app.config["DATABASE_URL"]:
+        database = Path(app.instance_path) / "calendar_connections.sqlite"
+        app.config["DATABASE_URL"] = f"sqlite:///{database}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    _configure_jwt(app)
+    _configure_openapi(app)
+    check_secrets(app)
+
+
+def _configure_jwt(app: Flask) -> None:
+    app.config["JWT_TOKEN_LOCATION"] = ["headers"]
+    app.config["JWT_IDENTITY_CLAIM"] = "sub"
+    # The CRM's auth service may put a JSON number in `sub`; we normalise it ourselves.
+    app.config["JWT_VERIFY_SUB"] = False
+    app.config["JWT_ERROR_MESSAGE_KEY"] = "detail"
+
+
+def _configure_openapi(app: Flask) -> None:
+    app.config.setdefault("API_TITLE", "Calendar Connections")
+    app.config.setdefault("API_VERSION", "1.0.0")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api/v1")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/v1/docs/assets/")
+    # No validator badge: the docs page must not call anything off this machine.
+    app.config.setdefault("OPENAPI_SWAGGER_UI_CONFIG", {"validatorUrl": None})
+
+
+def is_development(app: Flask) -> bool:
+    """True when the service runs for a developer, not in production."""
+    return bool(app.config.get("TESTING")) or app.config["APP_ENV"] == "development"
+
+
+def check_secrets(app: Flask) -> None:
+    """Refuse missing or default secrets in production; make throwaway ones in development."""
+    algorithm = str(app.config["JWT_ALGORITHM"]).upper()
+    app.config["JWT_ALGORITHM"] = algorithm
+    needs_generated: list[str] = []
+
+    if algorithm.startswith("HS"):
+        secret = app.config.get("JWT_SECRET_KEY") or ""
+        if secret in KNOWN_DEFAULT_SECRETS or len(secret.encode()) < MIN_HMAC_SECRET_BYTES:
+            needs_generated.append("JWT_SECRET_KEY")
+    elif not app.config.get("JWT_PUBLIC_KEY"):
+        raise ConfigurationError(f"JWT_ALGORITHM is {algorithm}: set JWT_PUBLIC_KEY (PEM).")
+
+    keys = app.config.get("TOKEN_ENCRYPTION_KEYS") or ""
+    if not keys.strip():
+        needs_generated.append("TOKEN_ENCRYPTION_KEYS")
+    else:
+        for key in keys.split(","):
+            try:
+                Fernet(key.strip().encode())
+            except ValueError as exc:
+                raise ConfigurationError(
+                    "TOKEN_ENCRYPTION_KEYS holds a value that is not a Fernet key "
+                    "(32 url-safe base64-encoded bytes); make one with "
+                    '`python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())"`.'
+                ) from exc
+
+    if not needs_generated:
+        return
+    if not is_development(app):
+        names = " and ".join(needs_generated)
+        raise ConfigurationError(
+            f"Refusing to start in production without {names}: set "
+            f"{'them' if len(needs_generated) > 1 else 'it'} in the environment "
+            "(JWT_SECRET_KEY needs at least 32 bytes), or set APP_ENV=development "
+            "for throwaway local secrets."
+        )
+    generated = _development_secrets(Path(app.instance_path))
+    for name in needs_generated:
+        app.config[name] = generated[name]
+    log.warning(
+        "development mode: using throwaway %s from instance/dev-secrets.json; "
+        "never use these in production",
+        ", ".join(needs_generated),
+    )
+
+
+def _development_secrets(instance: Path) -> dict[str, str]:
+    """Secrets shared by every worker of a development server, created once."""
+    instance.mkdir(parents=True, exist_ok=True)
+    path = instance / "dev-secrets.json"
+    if not path.exists():
+        candidate = {
+            "JWT_SECRET_KEY": secrets.token_urlsafe(48),
+            "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        }
+        scratch = instance / f".dev-secrets.{os.getpid()}.tmp"
+        scratch.write_text(json.dumps(candidate))
+        scratch.chmod(0o600)
+        try:
+            # A hard link is atomic: of several workers starting at once, one file wins.
+            os.link(scratch, path)
+        except FileExistsError:
+            pass
+        finally:
+            scratch.unlink()
+    stored: dict[str, str] = json.loads(path.read_text())
+    return stored

@@ -1,0 +1,300 @@
+"""Connecting and disconnecting a provider: the OAuth authorization-code flow with PKCE."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import requests
+from authlib.common.security import generate_token
+from authlib.integrations.base_client import OAuthError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from .crypto import TokenCipher
+from .models import CalendarConnection, OAuthState, Provider, SyncStatus, utcnow
+from .providers.accounts import fetch_account, oauth_config
+from .providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
+from .providers.http import OAuthClientConfig, oauth_session, translate_oauth_error
+from .token_store import load_token, save_token
+
+log = logging.getLogger(__name__)
+
+
+class AuthorizationStateError(Exception):
+    """The callback's ``state`` is unknown, expired, used, or not this user's or provider's."""
+
+
+class AuthorizationDenied(Exception):
+    """The provider sent the user back with an OAuth error instead of a code."""
+
+    def __init__(self, error: str, description: str | None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    """Where to send the user's browser, and the state that will come back."""
+
+    url: str
+    state: str
+
+
+def _state_hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _require_credentials(provider: Provider, oauth: OAuthClientConfig) -> None:
+    if not oauth.client_id or not oauth.client_secret:
+        raise ProviderNotConfigured(
+            f"{provider.label} is not configured on this service: set "
+            f"{provider.value}_CLIENT_ID and {provider.value}_CLIENT_SECRET."
+        )
+
+
+def start_authorization(
+    session: Session,
+    cipher: TokenCipher,
+    *,
+    user_id: str,
+    provider: Provider,
+    config: Mapping[str, Any],
+) -> AuthorizationRequest:
+    """Create a single-use state bound to the user and provider; return the authorize URL."""
+    oauth = oauth_config(provider, config)
+    _require_credentials(provider, oauth)
+    now = utcnow()
+    session.execute(delete(OAuthState).where(OAuthState.expires_at < now))
+
+    state = generate_token(43)
+    code_verifier = generate_token(64)  # RFC 7636: 43 to 128 characters
+    client = oauth_session(oauth, retry=False)
+    url, _ = client.create_authorization_url(
+        oauth.authorize_url,
+        state=state,
+        code_verifier=code_verifier,
+        scope=" ".join(oauth.scopes),
+        **oauth.authorize_params,
+    )
+    session.add(
+        OAuthState(
+            state_hash=_state_hash(state),
+            user_id=user_id,
+            provider=provider.value,
+            code_verifier_encrypted=cipher.encrypt(code_verifier),
+            redirect_uri=oauth.redirect_uri,
+            created_at=now,
+            expires_at=now + timedelta(seconds=int(config.get("OAUTH_STATE_TTL", 600))),
+        )
+    )
+    session.flush()
+    return AuthorizationRequest(url=url, state=state)
+
+
+def consume_state(session: Session, *, state: str, user_id: str, provider: Provider) -> OAuthState:
+    """Mark ``state`` used, once; raise ``AuthorizationStateError`` saying why it cannot be."""
+    key = _state_hash(state)
+    row = session.get(OAuthState, key)
+    # Another user's state is reported exactly like an unknown one.
+    if row is None or row.user_id != user_id:
+        raise AuthorizationStateError(
+            "Unknown authorization state: start the connection again from the authorize step."
+        )
+    if row.provider != provider.value:
+        other = Provider(row.provider).label
+        raise AuthorizationStateError(
+            f"This authorization state was issued for {other}, not {provider.label}."
+        )
+    now = utcnow()
+    if row.used_at is not None:
+        raise AuthorizationStateError(
+            "This authorization state was already used: start the connection again."
+        )
+    if row.expires_at <= now:
+        raise AuthorizationStateError(
+            "This authorization state has expired: start the connection again."
+        )
+    # The conditional update makes reuse impossible even for two callbacks racing.
+    claimed = session.execute(
+        update(OAuthState)
+        .where(OAuthState.state_hash == key, OAuthState.used_at.is_(None))
+        .values(used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        raise AuthorizationStateError(
+            "This authorization state was already used: start the connection again."
+        )
+    return row
+
+
+def _exchange_code(
+    provider: Provider, oauth: OAuthClientConfig, *, code: str, verifier: str, redirect_uri: str
+) -> dict[str, Any]:
+    # No retries: an authorization code is single-use.
+    client = oauth_session(oauth, retry=False)
+    try:
+        token: dict[str, Any] = client.fetch_token(
+            oauth.token_url,
+            grant_type="authorization_code",
+            code=code,
+            code_verifier=verifier,
+            redirect_uri=redirect_uri,
+        )
+    except OAuthError as exc:
+        raise translate_oauth_error(exc, provider.label) from exc
+    except (requests.RequestException, ValueError) as exc:
+        raise ProviderUnavailable(
+            f"{provider.label}'s token endpoint failed; try connecting again later."
+        ) from exc
+    finally:
+        client.close()
+    if not token.get("access_token"):
+        raise ProviderUnavailable(f"{provider.label} answered without an access token.")
+    return token
+
+
+def complete_authorization(
+    session: Session,
+    cipher: TokenCipher,
+    *,
+    user_id: str,
+    provider: Provider,
+    config: Mapping[str, Any],
+    state: str,
+    code: str | None,
+    error: str | None = None,
+    error_description: str | None = None,
+) -> CalendarConnection:
+    """Check the state, exchange the code (PKCE), read the account, store tokens encrypted.
+
+    Commits twice: once when the state is consumed, before any provider call, so that a
+    state stays single-use whatever happens next; once when the connection is stored.
+    """
+    oauth = oauth_config(provider, config)
+    _require_credentials(provider, oauth)
+    pending = consume_state(session, state=state, user_id=user_id, provider=provider)
+    verifier = cipher.decrypt(pending.code_verifier_encrypted)
+    redirect_uri = pending.redirect_uri
+    session.commit()
+
+    if error:
+        raise AuthorizationDenied(error, error_description)
+    if not code:
+        raise AuthorizationStateError("The callback has neither `code` nor `error`.")
+
+    token = _exchange_code(provider, oauth, code=code, verifier=verifier, redirect_uri=redirect_uri)
+    account = fetch_account(provider, config, token)
+
+    connection = _get_or_create_connection(session, user_id, provider)
+    connection.calendar_id = account.calendar_id
+    connection.account_email = account.email
+    connection.connected = True
+    connection.last_sync_status = SyncStatus.PENDING.value
+    connection.last_sync_error = None
+    save_token(connection, token, cipher)
+    session.commit()
+    log.info("connected user=%s provider=%s", user_id, provider.value)
+    return connection
+
+
+def find_connection(
+    session: Session, user_id: str, provider: Provider
+) -> CalendarConnection | None:
+    """The user's connection to ``provider``, if any."""
+    return session.execute(
+        select(CalendarConnection).where(
+            CalendarConnection.user_id == user_id,
+            CalendarConnection.provider == provider.value,
+        )
+    ).scalar_one_or_none()
+
+
+def _get_or_create_connection(
+    session: Session, user_id: str, provider: Provider
+) -> CalendarConnection:
+    connection = find_connection(session, user_id, provider)
+    if connection is not None:
+        return connection
+    try:
+        with session.begin_nested():
+            connection = CalendarConnection(user_id=user_id, provider=provider.value)
+            session.add(connection)
+    except IntegrityError:
+        # Two callbacks of one user raced: the other one created the row first.
+        connection = find_connection(session, user_id, provider)
+        if connection is None:
+            raise
+    return connection
+
+
+def disconnect(
+    session: Session,
+    cipher: TokenCipher,
+    *,
+    user_id: str,
+    provider: Provider,
+    config: Mapping[str, Any],
+) -> bool:
+    """Revoke at the provider where it can be, then forget tokens and sync state.
+
+    The CRM's own events stay. Returns whether there was a connection to remove.
+    """
+    connection = find_connection(session, user_id, provider)
+    if connection is None:
+        return False
+    oauth = oauth_config(provider, config)
+    token = load_token(connection, cipher)
+    if token and oauth.revoke_url:
+        _revoke(provider, oauth, token)
+    session.delete(connection)
+    session.flush()
+    log.info("disconnected user=%s provider=%s", user_id, provider.value)
+    return True
+
+
+def _revoke(provider: Provider, oauth: OAuthClientConfig, token: dict[str, Any]) -> None:
+    """Best effort: a revoke failure is logged, never fatal (the tokens are deleted anyway)."""
+    assert oauth.revoke_url
+    value = token.get("refresh_token") or token["access_token"]
+    client = oauth_session(oauth, retry=False)
+    try:
+        response = client.revoke_token(oauth.revoke_url, token=value)
+        if response.status_code >= 400:
+            log.warning(
+                "revoking the %s token failed with HTTP %s", provider.value, response.status_code
+            )
+    except (requests.RequestException, ProviderError) as exc:
+        log.warning("revoking the %s token failed: %s", provider.value, type(exc).__name__)
+    finally:
+        client.close()
+
+
+def connection_statuses(session: Session, user_id: str) -> list[dict[str, Any]]:
+    """One status per provider, GOOGLE then OUTLOOK, for providers never connected too."""
+    rows = session.execute(
+        select(CalendarConnection).where(CalendarConnection.user_id == user_id)
+    ).scalars()
+    by_provider = {row.provider: row for row in rows}
+    statuses = []
+    for provider in Provider:
+        row = by_provider.get(provider.value)
+        statuses.append(
+            {
+                "provider": provider.value,
+                "connected": bool(row and row.connected),
+                "calendarId": row.calendar_id if row else None,
+                "accountEmail": row.account_email if row else None,
+                "lastSyncAt": row.last_sync_at if row else None,
+                "lastSyncStatus": row.last_sync_status if row else None,
+                "lastSyncError": row.last_sync_error if row else None,
+            }
+        )
+    return statuses

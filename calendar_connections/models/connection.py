@@ -1,0 +1,82 @@
+"""A user's connection to a provider, its OAuth tokens, and pending authorizations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, Provider, SyncStatus, UTCDateTime, utcnow
+
+
+class CalendarConnection(Base):
+    """One CRM user's link to one provider account (at most one per provider)."""
+
+    __tablename__ = "calendar_connection"
+    __table_args__ = (UniqueConstraint("user_id", "provider"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), index=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    calendar_id: Mapped[str | None] = mapped_column(String(1024))
+    account_email: Mapped[str | None] = mapped_column(String(320))
+    connected: Mapped[bool] = mapped_column(default=False)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sync_status: Mapped[str] = mapped_column(String(16), default=SyncStatus.PENDING.value)
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    token: Mapped[OAuthToken | None] = relationship(
+        back_populates="connection", cascade="all, delete-orphan", uselist=False
+    )
+
+    @property
+    def provider_enum(self) -> Provider:
+        """The provider as an enum member."""
+        return Provider(self.provider)
+
+    def __repr__(self) -> str:
+        return f"<CalendarConnection {self.id} user={self.user_id!r} {self.provider}>"
+
+
+class OAuthToken(Base):
+    """A connection's OAuth tokens, encrypted (Fernet) at rest; never logged or returned."""
+
+    __tablename__ = "oauth_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("calendar_connection.id", ondelete="CASCADE"), unique=True
+    )
+    access_token_encrypted: Mapped[str] = mapped_column(Text)
+    refresh_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    token_type: Mapped[str] = mapped_column(String(32), default="Bearer")
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    scopes: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    connection: Mapped[CalendarConnection] = relationship(back_populates="token")
+
+    def __repr__(self) -> str:  # never the token itself
+        return f"<OAuthToken connection={self.connection_id}>"
+
+
+class OAuthState(Base):
+    """A pending authorization: single-use, bound to a user and a provider, short-lived."""
+
+    __tablename__ = "oauth_state"
+
+    # SHA-256 of the `state` sent to the provider: the value itself is never stored.
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255))
+    provider: Mapped[str] = mapped_column(String(16))
+    code_verifier_encrypted: Mapped[str] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<OAuthState user={self.user_id!r} {self.provider}>"

@@ -1,0 +1,63 @@
+"""Request and response schemas of the connections API, named as the seed contract names them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from .models import Provider, SyncStatus
+
+PROVIDER_VALUES = [p.value for p in Provider]
+SYNC_STATUS_VALUES = [s.value for s in SyncStatus]
+
+
+class AuthorizationSchema(ma.Schema):
+    """Where to send the user's browser to connect a provider."""
+
+    authorizationUrl = ma.fields.String(
+        required=True, metadata={"description": "Provider consent page (PKCE S256)"}
+    )
+    state = ma.fields.String(
+        required=True,
+        metadata={"description": "Single-use value the provider echoes back; valid 10 minutes"},
+    )
+
+
+class CallbackQuerySchema(ma.Schema):
+    """What the provider appended to the redirect URI, passed on by the front end."""
+
+    class Meta:
+        # The provider adds more (scope, authuser, session_state...): ignore it.
+        unknown = ma.EXCLUDE
+
+    code = ma.fields.String(
+        metadata={"description": "Authorization code; required unless `error` is given"},
+    )
+    state = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=512))
+    error = ma.fields.String(metadata={"description": "OAuth error from the provider"})
+    error_description = ma.fields.String(
+        data_key="error_description", metadata={"description": "The provider's explanation"}
+    )
+
+    @ma.validates_schema
+    def code_or_error(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """A callback carries a code, or the provider's error."""
+        if not data.get("code") and not data.get("error"):
+            raise ma.ValidationError("Missing data for required field.", field_name="code")
+
+
+class ConnectionStatusSchema(ma.Schema):
+    """A provider's connection for the current user."""
+
+    provider = ma.fields.String(required=True, metadata={"enum": PROVIDER_VALUES})
+    connected = ma.fields.Boolean(required=True)
+    calendarId = ma.fields.String(allow_none=True)
+    accountEmail = ma.fields.String(
+        allow_none=True, metadata={"description": "Email of the connected account"}
+    )
+    lastSyncAt = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "End of the last successful sync"}
+    )
+    lastSyncStatus = ma.fields.String(allow_none=True, metadata={"enum": SYNC_STATUS_VALUES})
+    lastSyncError = ma.fields.String(allow_none=True)
