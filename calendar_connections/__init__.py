@@ -7,14 +7,16 @@ from typing import Any
 from flask import Flask
 
 
-def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    test_config: dict[str, Any] | None = None, *, instance_path: str | None = None
+) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
     from . import api, auth, cli, crypto, docs, errors, logs
     from .config import load_config
     from .extensions import api as smorest_api
     from .extensions import db, migrate
 
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, instance_path=instance_path)
     load_config(app, test_config)
     logs.init_app(app)
 

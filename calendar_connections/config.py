@@ -189,9 +189,9 @@ def check_secrets(app: Flask) -> None:
     for name in needs_generated:
         app.config[name] = generated[name]
     log.warning(
-        "development mode: using throwaway %s from instance/dev-secrets.json; "
-        "never use these in production",
+        "development mode: using throwaway %s from %s; never use these in production",
         ", ".join(needs_generated),
+        Path(app.instance_path) / "dev-secrets.json",
     )
 
 

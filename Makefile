@@ -1,0 +1,49 @@
+# calendar-connections: `make run` serves the API on :18080, `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 18080
+WORKERS ?= 2
+PYTEST_ARGS ?=
+
+export FLASK_APP := calendar_connections
+
+.PHONY: install run migrate test lint typecheck pytest clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the declared dependencies change.
+$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# A checkout that `make run` serves is a developer's: development mode unless told otherwise.
+instance/config.py:
+	mkdir -p instance
+	printf '# Local settings (git-ignored). Environment variables override them.\nAPP_ENV = "development"\n' > $@
+
+migrate: install instance/config.py
+	$(BIN)/flask db upgrade
+
+run: migrate
+	SCHEDULER_ENABLED=$${SCHEDULER_ENABLED:-true} PORT=$(PORT) WEB_CONCURRENCY=$(WORKERS) \
+	$(BIN)/gunicorn --config gunicorn.conf.py wsgi:app
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

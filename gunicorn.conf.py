@@ -1,0 +1,26 @@
+"""gunicorn settings for calendar-connections; each can be overridden from the environment."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '18080')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+# A manual sync may page through a large calendar: give it time before the worker is killed.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# No query strings in the access log: an OAuth callback carries the authorization code there.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s'
+# Several instances may run on one host (tests, blue/green): none needs the control socket.
+control_socket_disable = True
+
+
+def when_ready(server):
+    """Tell a new user where things are."""
+    host, port = bind.rsplit(":", 1)
+    shown = "localhost" if host in {"0.0.0.0", "::"} else host
+    server.log.info("calendar-connections serving on http://%s:%s/api/v1", shown, port)
+    server.log.info("API docs: http://%s:%s/api/v1/docs", shown, port)
+    server.log.info("Bearer token for local use: .venv/bin/flask auth issue-token USER_ID")

@@ -1,0 +1,191 @@
+"""Every error is a problem: bad tokens, bad providers, missing parameters, wrong methods."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from .conftest import JWT_SECRET
+from .test_connect import BASE
+
+ENDPOINTS = [
+    ("GET", f"{BASE}/google/authorize"),
+    ("GET", f"{BASE}/google/callback?code=c&state=s"),
+    ("GET", f"{BASE}/outlook/authorize"),
+    ("GET", f"{BASE}/outlook/callback?code=c&state=s"),
+    ("GET", f"{BASE}/status"),
+    ("DELETE", f"{BASE}/GOOGLE/disconnect"),
+]
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "time"}
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+    body: dict[str, Any] = response.json
+    assert PROBLEM_FIELDS <= set(body)
+    assert body["status"] == status
+    assert body["instance"] == response.request.path
+    assert datetime.fromisoformat(body["time"]).tzinfo is not None
+    return body
+
+
+def encode(claims: dict[str, Any], key: str = JWT_SECRET, algorithm: str = "HS256") -> str:
+    return pyjwt.encode(claims, key, algorithm=algorithm)
+
+
+BAD_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
+    "missing": lambda: {},
+    "not-bearer": lambda: {"Authorization": "Basic dXNlcjpwYXNz"},
+    "empty-bearer": lambda: {"Authorization": "Bearer "},
+    "malformed": lambda: {"Authorization": "Bearer not.a.jwt"},
+    "garbage": lambda: {"Authorization": "Bearer abc"},
+    "expired": lambda: {
+        "Authorization": f"Bearer {encode({'sub': 'u', 'exp': int(time.time()) - 60})}"
+    },
+    "wrong-signature": lambda: {
+        "Authorization": f"Bearer {encode({'sub': 'u'}, 'another-secret-of-sufficient-length-123')}"
+    },
+    "alg-none": lambda: {"Authorization": f"Bearer {pyjwt.encode({'sub': 'u'}, None, 'none')}"},
+    "no-sub": lambda: {"Authorization": f"Bearer {encode({'name': 'u'})}"},
+    "bool-sub": lambda: {"Authorization": f"Bearer {encode({'sub': True})}"},
+    "object-sub": lambda: {"Authorization": f"Bearer {encode({'sub': {'id': 1}})}"},
+}
+
+
+@pytest.mark.parametrize(("method", "path"), ENDPOINTS)
+@pytest.mark.parametrize("bad", list(BAD_TOKENS))
+def test_bad_tokens_are_401_problems_on_every_endpoint(
+    client: FlaskClient, method: str, path: str, bad: str
+) -> None:
+    response = client.open(path, method=method, headers=BAD_TOKENS[bad]())
+    body = assert_problem(response, 401)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert body["detail"]
+
+
+def test_token_without_type_jti_or_fresh_claims_is_accepted(client: FlaskClient) -> None:
+    token = encode({"sub": "crm-user", "exp": int(time.time()) + 60})
+    assert (
+        client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+
+
+def test_audience_and_issuer_are_enforced_when_configured(make_app: Callable[..., Flask]) -> None:
+    app = make_app(JWT_DECODE_AUDIENCE="calendar", JWT_DECODE_ISSUER="https://auth.crm.test")
+    client = app.test_client()
+    good = encode({"sub": "u", "aud": "calendar", "iss": "https://auth.crm.test"})
+    wrong_aud = encode({"sub": "u", "aud": "billing", "iss": "https://auth.crm.test"})
+    no_iss = encode({"sub": "u", "aud": "calendar"})
+    assert (
+        client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {good}"}).status_code == 200
+    )
+    for token in (wrong_aud, no_iss):
+        response = client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {token}"})
+        assert_problem(response, 401)
+
+
+def test_rs256_tokens_verify_with_the_public_key(make_app: Callable[..., Flask]) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    app = make_app(JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY=public_pem.decode())
+    client = app.test_client()
+    token = pyjwt.encode({"sub": "u"}, private, algorithm="RS256")
+    assert (
+        client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+    hs = encode({"sub": "u"})
+    assert_problem(client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {hs}"}), 401)
+
+    result = app.test_cli_runner().invoke(args=["auth", "issue-token", "u"])
+    assert result.exit_code != 0
+    assert "RS256" in result.output
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"{BASE}/google/callback",
+        f"{BASE}/google/callback?code=c",
+        f"{BASE}/outlook/callback?state=s",
+        f"{BASE}/outlook/callback?code=&state=s",
+    ],
+)
+def test_missing_callback_parameters_are_422_problems_naming_the_field(
+    client: FlaskClient, auth: dict[str, str], path: str
+) -> None:
+    body = assert_problem(client.get(path, headers=auth), 422)
+    assert body["errors"]
+    field = "state" if "state=" not in path else "code"
+    assert field in body["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", f"{BASE}/status"),
+        ("PUT", f"{BASE}/google/authorize"),
+        ("POST", f"{BASE}/outlook/callback"),
+        ("GET", f"{BASE}/GOOGLE/disconnect"),
+        ("PATCH", f"{BASE}/status"),
+    ],
+)
+def test_wrong_methods_are_405_problems(
+    client: FlaskClient, auth: dict[str, str], method: str, path: str
+) -> None:
+    response = client.open(path, method=method, headers=auth)
+    body = assert_problem(response, 405)
+    assert method in body["detail"]
+    assert "Allow" in response.headers
+
+
+@pytest.mark.parametrize("path", ["/api/v1/nothing", f"{BASE}/yahoo/authorize", "/"])
+def test_unknown_paths_are_404_problems(
+    client: FlaskClient, auth: dict[str, str], path: str
+) -> None:
+    assert_problem(client.get(path, headers=auth), 404)
+
+
+def test_unhandled_exceptions_are_500_problems_without_internals(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("secret internal detail: password=hunter2")
+
+    response = app.test_client().get("/boom")
+    body = assert_problem(response, 500)
+    assert "hunter2" not in response.get_data(as_text=True)
+    assert "RuntimeError" not in response.get_data(as_text=True)
+    assert body["detail"] == "The service failed to handle the request."
+    assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+def test_problem_time_is_utc(client: FlaskClient) -> None:
+    body = assert_problem(client.get(f"{BASE}/status"), 401)
+    assert body["time"].endswith("Z")
+    parsed = datetime.fromisoformat(body["time"])
+    assert abs((datetime.now(UTC) - parsed).total_seconds()) < 60
+
+
+def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
+    assert (
+        client.get(f"{BASE}/status", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
+    assert len(client.get(f"{BASE}/status").headers["X-Request-ID"]) == 32

@@ -1,0 +1,86 @@
+"""The OpenAPI document: the seed's paths, methods, field names, and problem-details errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+SEED_OPERATIONS = {
+    "/crm/calendar/connections/google/authorize": "get",
+    "/crm/calendar/connections/google/callback": "get",
+    "/crm/calendar/connections/outlook/authorize": "get",
+    "/crm/calendar/connections/outlook/callback": "get",
+    "/crm/calendar/connections/status": "get",
+    "/crm/calendar/connections/{provider}/disconnect": "delete",
+}
+
+
+@pytest.fixture
+def spec(client: FlaskClient) -> dict[str, Any]:
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    return response.json  # type: ignore[return-value]
+
+
+def resolve(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        *_, kind, name = node["$ref"].split("/")
+        node = spec["components"][kind][name]
+    return node
+
+
+def test_seed_paths_and_methods_are_documented(spec: dict[str, Any]) -> None:
+    assert spec["servers"][0]["url"] == "/api/v1"
+    for path, method in SEED_OPERATIONS.items():
+        assert method in spec["paths"][path], path
+        assert spec["paths"][path][method]["summary"]
+
+
+def test_seed_field_names(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    assert {"authorizationUrl", "state"} <= set(schemas["Authorization"]["properties"])
+    status = schemas["ConnectionStatus"]["properties"]
+    assert {
+        "calendarId",
+        "connected",
+        "lastSyncAt",
+        "lastSyncError",
+        "lastSyncStatus",
+        "provider",
+    } <= set(status)
+    assert status["provider"]["enum"] == ["GOOGLE", "OUTLOOK"]
+    assert status["lastSyncStatus"]["enum"] == ["PENDING", "IN_PROGRESS", "SUCCESS", "FAILED"]
+    callback = spec["paths"]["/crm/calendar/connections/google/callback"]["get"]
+    assert {"code", "state"} <= {param["name"] for param in callback["parameters"]}
+    disconnect = spec["paths"]["/crm/calendar/connections/{provider}/disconnect"]
+    (provider,) = [p for p in disconnect["parameters"] if p["name"] == "provider"]
+    assert provider["schema"]["enum"] == ["GOOGLE", "OUTLOOK"]
+
+
+def test_every_error_response_is_problem_details(spec: dict[str, Any]) -> None:
+    problem = spec["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "instance", "time"} <= set(problem["properties"])
+    for path, method in SEED_OPERATIONS.items():
+        responses = spec["paths"][path][method]["responses"]
+        assert "401" in responses and "500" in responses, path
+        for status, response in responses.items():
+            if status == "default" or int(status) >= 400:
+                content = resolve(spec, response)["content"]
+                assert list(content) == ["application/problem+json"], (path, status)
+                assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+
+
+def test_bearer_auth_is_documented(spec: dict[str, Any]) -> None:
+    assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert spec["security"] == [{"bearerAuth": []}]
+
+
+def test_docs_page_uses_local_assets(client: FlaskClient) -> None:
+    page = client.get("/api/v1/docs").get_data(as_text=True)
+    assert "/api/v1/docs/assets/swagger-ui-bundle.js" in page
+    assert "http" not in page.split("<script>")[0].replace('rel="stylesheet"', "")
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
+        with client.get(f"/api/v1/docs/assets/{asset}") as response:
+            assert response.status_code == 200
