@@ -2,8 +2,15 @@
 
 from .base import Base, Provider, SyncStatus, utcnow
 from .connection import CalendarConnection, OAuthState, OAuthToken
+from .event import LINK_EVENT, LINK_OCCURRENCE, ORIGIN_CRM, CalendarEvent, EventLink, new_uid
 
 __all__ = [
+    "LINK_EVENT",
+    "LINK_OCCURRENCE",
+    "ORIGIN_CRM",
+    "CalendarEvent",
+    "EventLink",
+    "new_uid",
     "Base",
     "CalendarConnection",
     "OAuthState",

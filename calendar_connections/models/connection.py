@@ -7,6 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from .event import EventLink
+
 from .base import Base, Provider, SyncStatus, UTCDateTime, utcnow
 
 
@@ -28,9 +30,27 @@ class CalendarConnection(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
+    # Sync state. `sync_cursor` is Google's sync token or Graph's delta link, saved only once
+    # every page of its round is applied; `full_round` numbers full listings so that links the
+    # provider no longer lists can be found (reconciliation).
+    sync_cursor: Mapped[str | None] = mapped_column(Text)
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    full_round: Mapped[int] = mapped_column(default=0)
+    # The sync lease: one sync per connection across threads, workers and hosts.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
     token: Mapped[OAuthToken | None] = relationship(
         back_populates="connection", cascade="all, delete-orphan", uselist=False
     )
+    links: Mapped[list[EventLink]] = relationship(cascade="all, delete-orphan")
+
+    def reset_sync_state(self) -> None:
+        """Forget cursors and window: the next sync is a full, reconciling one."""
+        self.sync_cursor = None
+        self.window_start = None
+        self.window_end = None
 
     @property
     def provider_enum(self) -> Provider:

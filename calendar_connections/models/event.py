@@ -1,0 +1,105 @@
+"""CRM calendar events and their links to provider events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .base import Base, UTCDateTime, utcnow
+
+ORIGIN_CRM = "CRM"
+LINK_EVENT = "event"
+LINK_OCCURRENCE = "occurrence"
+
+
+def new_uid() -> str:
+    """A stable, provider-safe identifier (hex is valid base32hex for Google ids)."""
+    return uuid.uuid4().hex
+
+
+class CalendarEvent(Base):
+    """A CRM calendar event, owned by one CRM user.
+
+    Timed events have ``start_at``/``end_at`` (UTC instants) and ``time_zone``; all-day events
+    have ``start_date``/``end_date`` (end exclusive). A series carries RFC 5545 ``recurrence``
+    lines; a moved or changed instance is an event of its own with ``series_id`` and its
+    original start. ``version`` grows with every change made in the CRM, so the sync knows
+    what to push; ``deleted_at`` marks a tombstone kept until the providers have deleted it.
+    """
+
+    __tablename__ = "calendar_event"
+    __table_args__ = (Index("ix_calendar_event_user_id_start_at", "user_id", "start_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
+    user_id: Mapped[str] = mapped_column(String(255))
+    title: Mapped[str] = mapped_column(String(1024), default="")
+    description: Mapped[str | None] = mapped_column(Text)
+    location: Mapped[str | None] = mapped_column(String(1024))
+    all_day: Mapped[bool] = mapped_column(default=False)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    recurrence: Mapped[list[str] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="confirmed")
+    series_id: Mapped[int | None] = mapped_column(
+        ForeignKey("calendar_event.id", ondelete="CASCADE"), index=True
+    )
+    original_start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    original_start_date: Mapped[date | None] = mapped_column(Date)
+    origin: Mapped[str] = mapped_column(String(16), default=ORIGIN_CRM)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    links: Mapped[list[EventLink]] = relationship(
+        back_populates="event", cascade="all, delete-orphan"
+    )
+
+    @property
+    def original_start(self) -> datetime | date | None:
+        """The instance's start in its series before it was moved (instances only)."""
+        return self.original_start_at or self.original_start_date
+
+    def touch(self, now: datetime | None = None) -> None:
+        """Record a change made in the CRM: the sync will push it."""
+        self.version = (self.version or 0) + 1
+        self.updated_at = now or utcnow()
+
+    def __repr__(self) -> str:
+        return f"<CalendarEvent {self.id} {self.title!r}>"
+
+
+class EventLink(Base):
+    """The provider event (or, for Outlook, series occurrence) a CRM event is synced with."""
+
+    __tablename__ = "event_link"
+    __table_args__ = (UniqueConstraint("connection_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    connection_id: Mapped[int] = mapped_column(
+        ForeignKey("calendar_connection.id", ondelete="CASCADE")
+    )
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("calendar_event.id", ondelete="CASCADE"), index=True
+    )
+    external_id: Mapped[str] = mapped_column(String(1024))
+    kind: Mapped[str] = mapped_column(String(16), default=LINK_EVENT)
+    # For an occurrence: its start in the series, ISO 8601 (a date for all-day series).
+    original_start: Mapped[str | None] = mapped_column(String(64))
+    # Google etag / Graph changeKey of the provider version we last wrote or read.
+    etag: Mapped[str | None] = mapped_column(String(255))
+    remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    synced_version: Mapped[int] = mapped_column(Integer, default=0)
+    seen_round: Mapped[int] = mapped_column(Integer, default=0)
+
+    event: Mapped[CalendarEvent] = relationship(back_populates="links")
+
+    def __repr__(self) -> str:
+        return f"<EventLink {self.kind} event={self.event_id} conn={self.connection_id}>"
