@@ -82,6 +82,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OAUTH_STATE_TTL", 600, "seconds an authorization `state` stays valid", int),
     Setting("HTTP_TIMEOUT", 20, "seconds for one request to a provider", int),
     Setting("LOG_LEVEL", "INFO", "Python logging level"),
+    Setting("SYNC_STALE_AFTER", 300, "seconds after which a connection's last sync is stale", int),
+    Setting("SYNC_WINDOW_PAST", 30 * 86400, "seconds of history a full listing reads", int),
+    Setting("SYNC_WINDOW_FUTURE", 365 * 86400, "seconds ahead an Outlook window reaches", int),
+    Setting("SYNC_WINDOW_SHIFT", 7 * 86400, "seconds before the window moves forward", int),
+    Setting("SYNC_LEASE_TTL", 120, "seconds a sync lease lasts without renewal", int),
+    Setting("SYNC_RETRY_ATTEMPTS", 5, "retries of a provider call on 429/5xx", int),
+    Setting("SYNC_RETRY_BACKOFF", 0.5, "backoff factor (seconds) between retries", float),
+    Setting("SYNC_RETRY_AFTER_MAX", 60, "longest Retry-After the service waits, seconds", int),
+    Setting("OUTLOOK_PAGE_SIZE", 200, "`Prefer: odata.maxpagesize` for Graph delta pages", int),
 )
 
 # Values shipped in examples: a deployment still using one of them has no secret at all.
@@ -90,11 +99,11 @@ MIN_HMAC_SECRET_BYTES = 32
 
 
 def _parse(setting: Setting, raw: str) -> Any:
-    if setting.kind is int:
+    if setting.kind in (int, float):
         try:
-            return int(raw)
+            return setting.kind(raw)
         except ValueError as exc:
-            raise ConfigurationError(f"{setting.name} must be a whole number, got {raw!r}") from exc
+            raise ConfigurationError(f"{setting.name} must be a number, got {raw!r}") from exc
     if setting.kind is bool:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
     return raw

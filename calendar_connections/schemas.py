@@ -61,3 +61,23 @@ class ConnectionStatusSchema(ma.Schema):
     )
     lastSyncStatus = ma.fields.String(allow_none=True, metadata={"enum": SYNC_STATUS_VALUES})
     lastSyncError = ma.fields.String(allow_none=True)
+
+
+class SyncResultSchema(ma.Schema):
+    """What one sync did."""
+
+    provider = ma.fields.String(required=True, metadata={"enum": PROVIDER_VALUES})
+    success = ma.fields.Boolean(required=True)
+    error = ma.fields.String(allow_none=True, metadata={"description": "Why the sync failed"})
+    eventsCreated = ma.fields.Integer(
+        required=True, metadata={"description": "CRM events created from the provider"}
+    )
+    eventsUpdated = ma.fields.Integer(
+        required=True, metadata={"description": "CRM events changed from the provider"}
+    )
+    eventsDeleted = ma.fields.Integer(
+        required=True, metadata={"description": "CRM events deleted from the provider"}
+    )
+    eventsPushed = ma.fields.Integer(
+        required=True, metadata={"description": "Provider writes (insert, patch, delete)"}
+    )

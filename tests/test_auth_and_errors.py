@@ -73,6 +73,13 @@ def test_bad_tokens_are_401_problems_on_every_endpoint(
     assert body["detail"]
 
 
+@pytest.mark.parametrize("slug", ["google", "outlook"])
+def test_callback_without_token_is_401_before_its_arguments_are_read(
+    client: FlaskClient, slug: str
+) -> None:
+    assert_problem(client.get(f"{BASE}/{slug}/callback"), 401)
+
+
 def test_token_without_type_jti_or_fresh_claims_is_accepted(client: FlaskClient) -> None:
     token = encode({"sub": "crm-user", "exp": int(time.time()) + 60})
     assert (

@@ -84,3 +84,46 @@ def test_docs_page_uses_local_assets(client: FlaskClient) -> None:
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js"):
         with client.get(f"/api/v1/docs/assets/{asset}") as response:
             assert response.status_code == 200
+
+
+def test_events_paths_fields_and_problems_are_documented(spec: dict[str, Any]) -> None:
+    operations = {
+        "/crm/calendar/events": {"get": "200", "post": "201"},
+        "/crm/calendar/events/{id}": {"get": "200", "patch": "200", "delete": "204"},
+    }
+    for path, methods in operations.items():
+        for method, success in methods.items():
+            operation = spec["paths"][path][method]
+            assert operation["summary"], (path, method)
+            assert {success, "401", "500"} <= set(operation["responses"]), (path, method)
+    assert "404" in spec["paths"]["/crm/calendar/events/{id}"]["patch"]["responses"]
+    assert "422" in spec["paths"]["/crm/calendar/events/{id}"]["patch"]["responses"]
+    assert "422" in spec["paths"]["/crm/calendar/events"]["post"]["responses"]
+    schemas = spec["components"]["schemas"]
+    event = schemas["Event"]["properties"]
+    assert {
+        "id",
+        "title",
+        "description",
+        "location",
+        "start",
+        "end",
+        "allDay",
+        "startDate",
+        "endDate",
+        "timeZone",
+        "recurrence",
+        "status",
+        "seriesId",
+        "originalStart",
+        "createdAt",
+        "updatedAt",
+        "sources",
+    } <= set(event)
+    assert event["status"]["enum"] == ["confirmed", "tentative"]
+    assert all(event[name]["readOnly"] for name in ("id", "createdAt", "sources", "seriesId"))
+    assert "title" in schemas["Event"]["required"]
+    assert "EventPatch" in schemas
+    listing = spec["paths"]["/crm/calendar/events"]["get"]
+    assert {"from", "to", "page", "page_size"} <= {p["name"] for p in listing["parameters"]}
+    assert "X-Pagination" in listing["responses"]["200"]["headers"]

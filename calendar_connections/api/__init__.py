@@ -13,8 +13,11 @@ from ..providers.errors import (
     ProviderNotConfigured,
     ProviderUnavailable,
 )
+from ..sync.engine import SyncAlreadyRunning
+from ..sync.service import NotConnected
 from .common import ProviderConverter, provider_param_schema
 from .connections import blp as connections_blp
+from .events import blp as events_blp
 
 
 def _state_problem(error: AuthorizationStateError) -> Response:
@@ -43,11 +46,27 @@ def _provider_problem(error: ProviderError) -> Response:
     return problem_response(502, error.message, kind=kind, title="Provider error")
 
 
+def _not_connected_problem(error: NotConnected) -> Response:
+    return problem_response(404, str(error), kind="not-connected", title="Not connected")
+
+
+def _running_problem(error: SyncAlreadyRunning) -> Response:
+    return problem_response(
+        409,
+        "A sync of this connection is already running; try again when it has finished.",
+        kind="sync-running",
+        title="Sync already running",
+    )
+
+
 def init_app(app: Flask) -> None:
     """Register the blueprints and the problems for domain errors."""
     app.url_map.converters["provider"] = ProviderConverter
     api.register_converter(ProviderConverter, provider_param_schema)
     api.register_blueprint(connections_blp)
+    api.register_blueprint(events_blp)
     app.register_error_handler(AuthorizationStateError, _state_problem)
     app.register_error_handler(AuthorizationDenied, _denied_problem)
     app.register_error_handler(ProviderError, _provider_problem)
+    app.register_error_handler(NotConnected, _not_connected_problem)
+    app.register_error_handler(SyncAlreadyRunning, _running_problem)

@@ -13,7 +13,19 @@ from ..auth import current_user_id
 from ..crypto import get_cipher
 from ..extensions import db
 from ..models import Provider
-from ..schemas import AuthorizationSchema, CallbackQuerySchema, ConnectionStatusSchema
+from ..schemas import (
+    AuthorizationSchema,
+    CallbackQuerySchema,
+    ConnectionStatusSchema,
+    SyncResultSchema,
+)
+from ..sync.engine import SyncAlreadyRunning, SyncResult
+from ..sync.service import (
+    run_sync,
+    stale_after,
+    stale_connections,
+    sync_provider,
+)
 from .common import authenticated, parse_provider
 
 blp = Blueprint(
@@ -29,14 +41,18 @@ def _status_of(provider: Provider) -> dict[str, Any]:
     return next(s for s in statuses if s["provider"] == provider.value)
 
 
+# `authenticated` is the outermost decorator: without a valid token a request is a 401, before
+# any of its arguments are read.
+
+
 def _add_oauth_views(provider: Provider) -> None:
     slug = provider.value.lower()
     name = provider.value.title()
 
     class Authorize(MethodView):
+        @authenticated(blp, 503)
         @blp.doc(summary=f"Get {name} OAuth authorization URL", operationId=f"{slug}Authorize")
         @blp.response(200, AuthorizationSchema)
-        @authenticated(blp, 503)
         def get(self) -> dict[str, str]:
             request = connections.start_authorization(
                 db.session(),
@@ -49,6 +65,7 @@ def _add_oauth_views(provider: Provider) -> None:
             return {"authorizationUrl": request.url, "state": request.state}
 
     class Callback(MethodView):
+        @authenticated(blp, 400, 502, 503)
         @blp.doc(
             summary=f"Handle {name} OAuth callback",
             description="Exchanges the code for tokens and connects the calendar; "
@@ -57,7 +74,6 @@ def _add_oauth_views(provider: Provider) -> None:
         )
         @blp.arguments(CallbackQuerySchema, location="query", as_kwargs=True)
         @blp.response(200, ConnectionStatusSchema)
-        @authenticated(blp, 400, 502, 503)
         def get(self, **query: str) -> dict[str, Any]:
             connections.complete_authorization(
                 db.session(),
@@ -82,9 +98,9 @@ for _provider in Provider:
 
 @blp.route("/status")
 class Status(MethodView):
+    @authenticated(blp)
     @blp.doc(summary="Get connection statuses", operationId="connectionStatuses")
     @blp.response(200, ConnectionStatusSchema(many=True))
-    @authenticated(blp)
     def get(self) -> list[dict[str, Any]]:
         """One entry per provider, GOOGLE then OUTLOOK, connected or not."""
         return connections.connection_statuses(db.session(), current_user_id())
@@ -92,9 +108,9 @@ class Status(MethodView):
 
 @blp.route("/<provider:provider>/disconnect")
 class Disconnect(MethodView):
+    @authenticated(blp, 400)
     @blp.doc(summary="Disconnect a calendar provider", operationId="disconnect")
     @blp.response(204)
-    @authenticated(blp, 400)
     def delete(self, provider: str) -> Response:
         """Revokes the token where the provider allows it; keeps the CRM's events."""
         connections.disconnect(
@@ -106,3 +122,46 @@ class Disconnect(MethodView):
         )
         db.session.commit()
         return Response(status=204)
+
+
+@blp.route("/<provider:provider>/sync")
+class Sync(MethodView):
+    @authenticated(blp, 400, 404, 409)
+    @blp.doc(
+        summary="Trigger manual sync",
+        description="Pulls the provider's changes and pushes the CRM's. A provider failure is "
+        "`success: false` with `error`; not connected is a 404; a sync already running a 409.",
+        operationId="syncProvider",
+    )
+    @blp.response(200, SyncResultSchema)
+    def post(self, provider: str) -> SyncResult:
+        return sync_provider(
+            db.session(),
+            current_user_id(),
+            parse_provider(provider),
+            current_app.config,
+            get_cipher(),
+        )
+
+
+@blp.route("/sync-if-stale")
+class SyncIfStale(MethodView):
+    @authenticated(blp)
+    @blp.doc(
+        summary="Sync all connected providers if last sync was more than 5 minutes ago",
+        description="Stale means never synced or last synced longer ago than "
+        "`SYNC_STALE_AFTER` seconds (300). Returns one result per provider synced; "
+        "connections already syncing are skipped.",
+        operationId="syncIfStale",
+    )
+    @blp.response(200, SyncResultSchema(many=True))
+    def post(self) -> list[SyncResult]:
+        session = db.session()
+        stale = stale_connections(session, stale_after(current_app.config), current_user_id())
+        results = []
+        for connection in stale:
+            try:
+                results.append(run_sync(session, connection, current_app.config, get_cipher()))
+            except SyncAlreadyRunning:
+                continue
+        return results

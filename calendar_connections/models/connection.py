@@ -7,9 +7,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .event import EventLink
-
 from .base import Base, Provider, SyncStatus, UTCDateTime, utcnow
+from .event import EventLink
 
 
 class CalendarConnection(Base):

@@ -45,7 +45,7 @@ class CalendarEvent(Base):
     start_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
     time_zone: Mapped[str | None] = mapped_column(String(64))
-    recurrence: Mapped[list[str] | None] = mapped_column(JSON)
+    recurrence: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[str] = mapped_column(String(16), default="confirmed")
     series_id: Mapped[int | None] = mapped_column(
         ForeignKey("calendar_event.id", ondelete="CASCADE"), index=True

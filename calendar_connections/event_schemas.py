@@ -1,0 +1,179 @@
+"""Schemas of the CRM events API: an event, a change to one, and the list's time window."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import marshmallow as ma
+
+from .sync.timezones import is_valid_zone
+
+STATUS_VALUES = ["confirmed", "tentative"]
+
+_NAIVE = "Not a date-time with an offset: add Z or +hh:mm, as in 2026-01-05T09:00:00Z."
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _utc(value: datetime) -> datetime:
+    """``value`` in UTC; far-off instants that UTC cannot hold are a ValueError."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range") from None
+
+
+class OffsetDateTime(ma.fields.AwareDateTime):
+    """An ISO 8601 date-time with its offset (``Z`` or ``+hh:mm``), loaded as UTC."""
+
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 date-time.",
+        "invalid_awareness": _NAIVE,
+    }
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return _utc(parsed)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+class DateOrDateTime(ma.fields.Field[datetime | date]):
+    """A date-time with offset, or a plain date (loaded as midnight UTC)."""
+
+    default_error_messages = {
+        "invalid": "Not a valid ISO 8601 date-time with offset, or date (YYYY-MM-DD). "
+        "In a query string, write + as %2B.",
+        "naive": _NAIVE,
+    }
+
+    def _serialize(
+        self, value: datetime | date | None, attr: str | None, obj: Any, **kwargs: Any
+    ) -> str | None:
+        return None if value is None else value.isoformat()
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        try:
+            if _DATE_ONLY.fullmatch(value):
+                return datetime.combine(date.fromisoformat(value), time(), UTC)
+            parsed = datetime.fromisoformat(value)
+            if parsed.utcoffset() is None:
+                raise self.make_error("naive")
+            return _utc(parsed)
+        except ValueError:
+            raise self.make_error("invalid") from None
+
+
+def _known_zone(name: str) -> None:
+    if not is_valid_zone(name):
+        raise ma.ValidationError(
+            f"Unknown time zone {name!r}: use an IANA name such as Europe/Berlin or UTC."
+        )
+
+
+_TITLE = ma.validate.Length(min=1, max=1024)
+
+
+class EventSchema(ma.Schema):
+    """A CRM calendar event: timed (``start``/``end``) or all-day (``startDate``/``endDate``)."""
+
+    class Meta:
+        # A misspelt field must not be dropped silently; read-only fields count as unknown.
+        unknown = ma.RAISE
+
+    id = ma.fields.Integer(dump_only=True)
+    title = ma.fields.String(required=True, validate=_TITLE)
+    description = ma.fields.String(allow_none=True)
+    location = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=1024))
+    allDay = ma.fields.Boolean(
+        metadata={"description": "true: the event has startDate/endDate instead of start/end"}
+    )
+    start = OffsetDateTime(
+        allow_none=True,
+        metadata={"description": "Timed events: ISO 8601 with offset; returned in UTC"},
+    )
+    end = OffsetDateTime(
+        allow_none=True,
+        metadata={"description": "Timed events: after start; ISO 8601 with offset"},
+    )
+    startDate = ma.fields.Date(allow_none=True, metadata={"description": "All-day events"})
+    endDate = ma.fields.Date(
+        allow_none=True,
+        metadata={"description": "All-day events: the day after the last day (exclusive)"},
+    )
+    timeZone = ma.fields.String(
+        allow_none=True,
+        validate=_known_zone,
+        metadata={"description": "IANA zone the event is kept in; UTC when not given (timed)"},
+    )
+    recurrence = ma.fields.List(
+        ma.fields.String(),
+        allow_none=True,
+        metadata={
+            "description": "RFC 5545 RRULE, EXDATE and RDATE lines; empty for a single event",
+            "example": ["RRULE:FREQ=WEEKLY;BYDAY=MO", "EXDATE:20260112T090000Z"],
+        },
+    )
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(STATUS_VALUES),
+        metadata={"enum": STATUS_VALUES, "description": "confirmed unless given"},
+    )
+    seriesId = ma.fields.Integer(
+        dump_only=True,
+        allow_none=True,
+        metadata={"description": "For a moved or changed instance: the id of its series"},
+    )
+    originalStart = DateOrDateTime(
+        dump_only=True,
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "For an instance: its start in the series before it was moved "
+            "(date-time with offset, or a date for all-day series)",
+        },
+    )
+    createdAt = OffsetDateTime(dump_only=True)
+    updatedAt = OffsetDateTime(dump_only=True)
+    sources = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        dump_only=True,
+        metadata={
+            "description": "Provider name to the id of the provider event it is synced with",
+            "example": {"GOOGLE": "abc123"},
+        },
+    )
+
+
+class EventPatchSchema(EventSchema):
+    """Changes to an event: any of its writable fields; null clears an optional one."""
+
+    title = ma.fields.String(validate=_TITLE)
+
+
+class EventWindowSchema(ma.Schema):
+    """The time window of an event list: events overlapping [from, to)."""
+
+    start = DateOrDateTime(
+        data_key="from",
+        metadata={"type": "string", "description": "Date-time with offset, or date (midnight UTC)"},
+    )
+    end = DateOrDateTime(
+        data_key="to",
+        metadata={"type": "string", "description": "Date-time with offset, or date (midnight UTC)"},
+    )
+
+    @ma.validates_schema
+    def ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
+        """``to`` comes after ``from``."""
+        if "start" in data and "end" in data and data["end"] <= data["start"]:
+            raise ma.ValidationError("Must be after `from`.", field_name="to")

@@ -1,0 +1,329 @@
+"""A CRM user's calendar events: create, read, list, change and delete them.
+
+Plain functions over a session: they flush, the caller commits. Every change made here calls
+``CalendarEvent.touch()`` so that the sync pushes it to the connected providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
+from sqlalchemy.orm import Session
+
+from .models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
+from .sync.recurrence import RecurrenceError, validate_recurrence, with_exdate
+
+DEFAULT_ZONE = "UTC"
+DEFAULT_STATUS = "confirmed"
+
+# The writable fields of the API (JSON names) and the CalendarEvent columns they set.
+COLUMNS = {
+    "title": "title",
+    "description": "description",
+    "location": "location",
+    "allDay": "all_day",
+    "start": "start_at",
+    "end": "end_at",
+    "startDate": "start_date",
+    "endDate": "end_date",
+    "timeZone": "time_zone",
+    "recurrence": "recurrence",
+    "status": "status",
+}
+_TIMES = ("start_at", "end_at", "start_date", "end_date")
+_BLANK: dict[str, Any] = {
+    **dict.fromkeys(COLUMNS.values()),
+    "title": "",
+    "all_day": False,
+    "status": DEFAULT_STATUS,
+}
+
+
+class EventNotFound(LookupError):
+    """No such event for this user: missing, another user's, or a tombstone."""
+
+    def __init__(self, event_id: int) -> None:
+        super().__init__(f"No event with id {event_id}.")
+        self.event_id = event_id
+
+
+class InvalidEvent(ValueError):
+    """The fields do not make one consistent event; ``field`` is the JSON field at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """One page of a list, and how many events the whole list has."""
+
+    items: Sequence[CalendarEvent]
+    total: int
+
+
+def event_fields(event: CalendarEvent) -> dict[str, Any]:
+    """The event's writable columns, by column name."""
+    return {column: getattr(event, column) for column in COLUMNS.values()}
+
+
+def resolve_fields(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns once ``changes`` (JSON names) apply to ``current``, checked as one event."""
+    fields = dict(current)
+    all_day = bool(changes.get("allDay", fields["all_day"]))
+    if all_day != bool(fields["all_day"]):
+        # Switching kinds: the stored times of the other kind no longer mean anything.
+        fields.update(dict.fromkeys(_TIMES))
+    for name, value in changes.items():
+        fields[COLUMNS[name]] = value
+    fields["all_day"] = all_day
+    for column in ("start_at", "end_at"):
+        if fields[column] is not None:
+            fields[column] = fields[column].astimezone(UTC)
+    _check_times(fields)
+    if not all_day and not fields["time_zone"]:
+        fields["time_zone"] = DEFAULT_ZONE
+    fields["recurrence"] = list(fields["recurrence"] or []) or None
+    if fields["recurrence"]:
+        start = fields["start_date"] if all_day else fields["start_at"]
+        try:
+            validate_recurrence(fields["recurrence"], start)
+        except RecurrenceError as exc:
+            raise InvalidEvent("recurrence", str(exc)) from None
+        except ValueError as exc:
+            # Some malformed values (EXDATE:20260230T100000Z) surface as plain ValueErrors.
+            raise InvalidEvent("recurrence", f"Not a valid recurrence: {exc}.") from None
+    return fields
+
+
+def _check_times(fields: Mapping[str, Any]) -> None:
+    if fields["all_day"]:
+        kind, needed, other = "An all-day event", ("startDate", "endDate"), ("start", "end")
+        hint = "send allDay: false to make it timed"
+    else:
+        kind, needed, other = "A timed event", ("start", "end"), ("startDate", "endDate")
+        hint = "send allDay: true to make it all-day"
+    for name in other:
+        if fields[COLUMNS[name]] is not None:
+            raise InvalidEvent(name, f"{kind} has {needed[0]} and {needed[1]}, not {name}: {hint}.")
+    for name in needed:
+        if fields[COLUMNS[name]] is None:
+            raise InvalidEvent(name, f"{kind} needs {needed[0]} and {needed[1]}.")
+    if fields[COLUMNS[needed[1]]] <= fields[COLUMNS[needed[0]]]:
+        raise InvalidEvent(needed[1], f"Must be after {needed[0]}.")
+
+
+def apply_fields(event: CalendarEvent, fields: Mapping[str, Any]) -> bool:
+    """Set the columns that differ; whether anything did."""
+    changed = False
+    for column, value in fields.items():
+        if getattr(event, column) != value:
+            setattr(event, column, value)
+            changed = True
+    return changed
+
+
+def create_event(session: Session, user_id: str, data: Mapping[str, Any]) -> CalendarEvent:
+    """A new CRM event of ``user_id`` from API fields (JSON names)."""
+    event = CalendarEvent(user_id=user_id, **resolve_fields(_BLANK, data))
+    session.add(event)
+    session.flush()
+    return event
+
+
+def get_event(session: Session, user_id: str, event_id: int) -> CalendarEvent:
+    """The user's live event ``event_id``, or ``EventNotFound``."""
+    event = session.execute(
+        select(CalendarEvent).where(
+            CalendarEvent.id == event_id,
+            CalendarEvent.user_id == user_id,
+            CalendarEvent.deleted_at.is_(None),
+        )
+    ).scalar_one_or_none()
+    if event is None:
+        raise EventNotFound(event_id)
+    return event
+
+
+def update_event(
+    session: Session, user_id: str, event_id: int, changes: Mapping[str, Any]
+) -> CalendarEvent:
+    """Apply a partial change (JSON names); touch the event only when something changed."""
+    event = get_event(session, user_id, event_id)
+    fields = resolve_fields(event_fields(event), changes)
+    if event.series_id is not None and fields["recurrence"]:
+        raise InvalidEvent(
+            "recurrence", "An instance of a series cannot recur itself: change its series."
+        )
+    if fields["all_day"] != event.all_day and _instances(session, event):
+        # Their original starts would be of the other kind: no provider could match them.
+        raise InvalidEvent(
+            "allDay", "A series with moved instances cannot switch between timed and all-day."
+        )
+    if apply_fields(event, fields):
+        event.touch()
+        session.flush()
+    return event
+
+
+def delete_event(session: Session, user_id: str, event_id: int) -> None:
+    """Delete an event and its moved instances; linked ones stay as tombstones for the sync.
+
+    Deleting a moved instance cancels its occurrence: the series gets an EXDATE for it.
+    """
+    event = get_event(session, user_id, event_id)
+    now = utcnow()
+    if event.series_id is not None:
+        _cancel_occurrence(session, event, now)
+    kept = False
+    for instance in _instances(session, event):
+        kept = _remove(session, instance, now) or kept
+    # Flushed first: the series row must not go before its instances' rows.
+    session.flush()
+    # A series row stays while tombstones of its instances do (series_id cascades on delete).
+    _remove(session, event, now, keep=kept)
+    session.flush()
+
+
+def _instances(session: Session, series: CalendarEvent) -> Sequence[CalendarEvent]:
+    """The moved or changed instances of a series, tombstones included."""
+    return session.scalars(select(CalendarEvent).where(CalendarEvent.series_id == series.id)).all()
+
+
+def _cancel_occurrence(session: Session, instance: CalendarEvent, now: datetime) -> None:
+    """A deleted instance is a cancelled occurrence: an EXDATE on its series, as providers do."""
+    series = session.get(CalendarEvent, instance.series_id)
+    start = instance.original_start
+    if series is None or series.deleted_at is not None or not series.recurrence or not start:
+        return
+    zone = None if series.all_day else series.time_zone
+    lines = with_exdate(list(series.recurrence), start, zone)
+    if lines != series.recurrence:
+        series.recurrence = lines
+        series.touch(now)
+
+
+def _remove(session: Session, event: CalendarEvent, now: datetime, keep: bool = False) -> bool:
+    """Tombstone a linked event, delete an unlinked one; whether a row stays."""
+    if event.deleted_at is not None:
+        return True
+    if keep or event.links:
+        event.deleted_at = now
+        event.touch(now)
+        return True
+    session.delete(event)
+    return False
+
+
+def list_events(
+    session: Session,
+    user_id: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+) -> EventPage:
+    """The user's live events overlapping [start, end), ordered by start then id."""
+    query = select(CalendarEvent).where(
+        CalendarEvent.user_id == user_id,
+        CalendarEvent.deleted_at.is_(None),
+        *_overlapping(start, end),
+    )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    # Timed and all-day starts in one order: a date sorts as its midnight (UTC).
+    first = func.coalesce(CalendarEvent.start_at, CalendarEvent.start_date)
+    items = session.scalars(
+        query.order_by(first, CalendarEvent.id).offset(offset).limit(limit)
+    ).all()
+    return EventPage(items, total)
+
+
+def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+    timed = CalendarEvent.all_day.is_(False)
+    all_day = CalendarEvent.all_day.is_(True)
+    conditions: list[ColumnElement[bool]] = []
+    if end is not None:
+        conditions.append(
+            or_(
+                and_(timed, CalendarEvent.start_at < end),
+                and_(all_day, CalendarEvent.start_date < _days_before(end)),
+            )
+        )
+    if start is not None:
+        # A series is listed from its first start on, whatever its rule: its end is no bound.
+        recurring = and_(
+            CalendarEvent.recurrence.is_not(None),
+            # JSON null and [] are stored as text by every backend.
+            cast(CalendarEvent.recurrence, String).not_in(["null", "[]"]),
+        )
+        conditions.append(
+            or_(
+                recurring,
+                and_(timed, CalendarEvent.end_at > start),
+                and_(all_day, CalendarEvent.end_date > start.astimezone(UTC).date()),
+            )
+        )
+    return conditions
+
+
+def _days_before(instant: datetime) -> date:
+    """The first day whose midnight (UTC) is not before ``instant``."""
+    utc = instant.astimezone(UTC)
+    if utc.time() == datetime.min.time():
+        return utc.date()
+    try:
+        return utc.date() + timedelta(days=1)
+    except OverflowError:
+        return date.max
+
+
+def sources_of(session: Session, event_ids: Collection[int]) -> dict[int, dict[str, str]]:
+    """Per event id, the provider event ids its links point at: ``{"GOOGLE": "abc123"}``."""
+    sources: dict[int, dict[str, str]] = {event_id: {} for event_id in event_ids}
+    if not sources:
+        return sources
+    rows = session.execute(
+        select(EventLink.event_id, CalendarConnection.provider, EventLink.external_id)
+        .join(CalendarConnection, CalendarConnection.id == EventLink.connection_id)
+        .where(EventLink.event_id.in_(sources), EventLink.kind == LINK_EVENT)
+        .order_by(EventLink.id)
+    )
+    for event_id, provider, external_id in rows:
+        sources[event_id][provider] = external_id
+    return sources
+
+
+def event_to_api(event: CalendarEvent, sources: Mapping[str, str]) -> dict[str, Any]:
+    """The event as the API shows it (JSON names, Python values)."""
+    return {
+        "id": event.id,
+        "title": event.title,
+        "description": event.description,
+        "location": event.location,
+        "allDay": event.all_day,
+        "start": event.start_at,
+        "end": event.end_at,
+        "startDate": event.start_date,
+        "endDate": event.end_date,
+        "timeZone": event.time_zone,
+        "recurrence": list(event.recurrence or []),
+        "status": event.status,
+        "seriesId": event.series_id,
+        "originalStart": event.original_start,
+        "createdAt": event.created_at,
+        "updatedAt": event.updated_at,
+        "sources": dict(sources),
+    }
+
+
+def describe(session: Session, events: Sequence[CalendarEvent]) -> list[dict[str, Any]]:
+    """``event_to_api`` for each event, with the sources of all of them read at once."""
+    sources = sources_of(session, [event.id for event in events])
+    return [event_to_api(event, sources[event.id]) for event in events]

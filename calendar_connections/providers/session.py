@@ -1,0 +1,153 @@
+"""Authorized provider sessions: refresh before expiry and on 401, persist rotated tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from ..models import Provider
+from .accounts import oauth_config
+from .errors import ProviderError, ProviderGrantError, ProviderRejected, ProviderUnavailable
+from .http import RetryPolicy, oauth_session, translate_oauth_error
+
+TokenSaver = Callable[[dict[str, Any]], None]
+
+
+def retry_policy(config: Mapping[str, Any]) -> RetryPolicy:
+    """The retry policy configured for provider calls."""
+    return RetryPolicy(
+        attempts=int(config.get("SYNC_RETRY_ATTEMPTS", 5)),
+        backoff_factor=float(config.get("SYNC_RETRY_BACKOFF", 0.5)),
+        backoff_max=float(config.get("SYNC_RETRY_BACKOFF_MAX", 30)),
+        max_retry_after=float(config.get("SYNC_RETRY_AFTER_MAX", 60)),
+    )
+
+
+class ProviderSession:
+    """Sends requests to a provider's API as the connected account.
+
+    Authlib refreshes the access token shortly before it expires; a 401 forces one refresh
+    and one retry. Every new token goes to ``save_token`` at once (Microsoft rotates refresh
+    tokens: losing the new one would lose the connection).
+    """
+
+    def __init__(
+        self,
+        provider: Provider,
+        config: Mapping[str, Any],
+        token: dict[str, Any],
+        save_token: TokenSaver,
+    ) -> None:
+        self.provider = provider
+        oauth = oauth_config(provider, config)
+        oauth = replace(oauth, retry=retry_policy(config))
+        self._token_url = oauth.token_url
+        self._save_token = save_token
+        self._session: OAuth2Session = oauth_session(
+            oauth, token=token, update_token=self._on_new_token
+        )
+
+    def _on_new_token(self, token: dict[str, Any], **_: Any) -> None:
+        self._save_token(dict(token))
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._session.close()
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send a request; raise our errors for transport failures and refused grants."""
+        response = self._send(method, url, **kwargs)
+        if response.status_code == 401:
+            self._refresh()
+            response = self._send(method, url, **kwargs)
+            if response.status_code == 401:
+                raise ProviderRejected(
+                    f"{self.provider.label} refused the access token even after a refresh.",
+                    status=401,
+                )
+        return response
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response: requests.Response = self._session.request(method, url, **kwargs)
+        except OAuthError as exc:  # raised by the automatic refresh before expiry
+            raise translate_oauth_error(exc, self.provider.label) from exc
+        except requests.exceptions.RetryError as exc:
+            raise ProviderUnavailable(
+                f"{self.provider.label} kept failing after retries; try again later."
+            ) from exc
+        except requests.RequestException as exc:
+            raise ProviderUnavailable(
+                f"{self.provider.label} could not be reached ({type(exc).__name__}); "
+                "try again later."
+            ) from exc
+        return response
+
+    def _refresh(self) -> None:
+        try:
+            self._session.refresh_token(self._token_url)
+        except OAuthError as exc:
+            raise translate_oauth_error(exc, self.provider.label) from exc
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderUnavailable(
+                f"{self.provider.label}'s token endpoint could not refresh the access token."
+            ) from exc
+
+
+def raise_for_status(response: requests.Response, provider: Provider, action: str) -> None:
+    """Our error for a failed answer: 429/5xx that outlived retries, or another 4xx."""
+    status = response.status_code
+    if status < 400:
+        return
+    detail = error_summary(response)
+    if status == 429 or status >= 500:
+        raise ProviderUnavailable(
+            f"{provider.label} answered HTTP {status} to {action} after retries: {detail}",
+            status=status,
+        )
+    raise ProviderRejected(
+        f"{provider.label} refused to {action} (HTTP {status}): {detail}",
+        status=status,
+        reason=error_reason(response),
+    )
+
+
+def error_summary(response: requests.Response) -> str:
+    """The provider's own error message, short."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason or "error"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("code") or "error")[:300]
+    return str(error or response.reason)[:300]
+
+
+def error_reason(response: requests.Response) -> str | None:
+    """Google's `errors[0].reason` or Graph's `error.code`."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(error, dict):
+        return None
+    errors = error.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("reason") or "") or None
+    code = error.get("code")
+    return str(code) if isinstance(code, str) else None
+
+
+__all__ = [
+    "ProviderError",
+    "ProviderGrantError",
+    "ProviderSession",
+    "raise_for_status",
+    "retry_policy",
+]

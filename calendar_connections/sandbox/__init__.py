@@ -1,0 +1,60 @@
+"""Provider sandbox: a local emulator of the Google and Microsoft APIs the service uses.
+
+Google OAuth under ``/google/o/oauth2/v2/auth``, ``/google/token``, ``/google/revoke``;
+Calendar v3 under ``/google/calendar/v3``; the Microsoft identity platform under
+``/microsoft/{tenant}/oauth2/v2.0``; Graph under ``/graph/v1.0``; the control API under
+``/sandbox``. Everything lives in memory behind one lock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response
+from flask.typing import ResponseReturnValue
+
+from . import control, faults, google_auth, google_calendar, graph, microsoft_auth
+from .errors import SandboxError
+from .store import SandboxStore
+
+__all__ = ["DEFAULT_CONFIG", "SandboxStore", "create_sandbox_app"]
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "SANDBOX_CLIENT_ID": None,
+    "SANDBOX_CLIENT_SECRET": None,
+    "SANDBOX_TIME_ZONE": "UTC",
+    "SANDBOX_GRAPH_PAGE_SIZE": 10,
+}
+
+
+class SandboxApp(Flask):
+    """A Flask app whose views run one at a time under the store's lock."""
+
+    def dispatch_request(self) -> ResponseReturnValue:
+        """Run the view holding the lock (faults and logging run outside it)."""
+        store: SandboxStore = self.extensions["sandbox"]
+        with store.lock:
+            return super().dispatch_request()
+
+
+def _sandbox_error(error: SandboxError) -> Response:
+    return error.response
+
+
+def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
+    """A standalone Flask app emulating Google Calendar, Microsoft Graph and their OAuth."""
+    app = SandboxApp("calendar_connections.sandbox")
+    settings = {**DEFAULT_CONFIG, **(config or {})}
+    app.config.update(settings)
+    app.extensions["sandbox"] = SandboxStore(settings)
+    app.register_error_handler(SandboxError, _sandbox_error)
+    faults.install(app)
+    for blueprint in (
+        google_auth.bp,
+        google_calendar.bp,
+        microsoft_auth.bp,
+        graph.bp,
+        control.bp,
+    ):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,310 @@
+"""Applying what a provider listed to the CRM's events (the pull side of a sync)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ..models import (
+    LINK_EVENT,
+    LINK_OCCURRENCE,
+    CalendarConnection,
+    CalendarEvent,
+    EventLink,
+    utcnow,
+)
+from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
+from .recurrence import split_recurrence, with_exdate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Counts:
+    """What a sync changed: in the CRM (created/updated/deleted) and at the provider (pushed)."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    pushed: int = 0
+
+
+def fields_of(event: CalendarEvent) -> EventFields:
+    """The shared fields of a CRM event."""
+    return EventFields(
+        title=event.title,
+        description=event.description,
+        location=event.location,
+        all_day=event.all_day,
+        start_at=event.start_at,
+        end_at=event.end_at,
+        start_date=event.start_date,
+        end_date=event.end_date,
+        time_zone=event.time_zone,
+        recurrence=list(event.recurrence) if event.recurrence else None,
+        status=event.status,
+    )
+
+
+def assign_fields(event: CalendarEvent, fields: EventFields) -> None:
+    """Copy ``fields`` onto a CRM event."""
+    event.title = fields.title[:1024]
+    event.description = fields.description
+    event.location = fields.location
+    event.all_day = fields.all_day
+    event.start_at = fields.start_at if not fields.all_day else None
+    event.end_at = fields.end_at if not fields.all_day else None
+    event.start_date = fields.start_date if fields.all_day else None
+    event.end_date = fields.end_date if fields.all_day else None
+    event.time_zone = fields.time_zone
+    event.recurrence = list(fields.recurrence) if fields.recurrence else None
+    event.status = fields.status
+
+
+def occurrence_key(moment: datetime | date) -> str:
+    """How an occurrence's original start is stored on a link: UTC ISO 8601, or a date."""
+    if isinstance(moment, datetime):
+        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.isoformat()
+
+
+def _merge_exdates(incoming: list[str] | None, current: list[str] | None) -> list[str] | None:
+    """The provider's rule, keeping the cancelled instances the CRM already knows of."""
+    if not incoming:
+        return None
+    rules, exdates = split_recurrence(incoming)
+    _, known = split_recurrence(current or [])
+    merged = rules + exdates + [line for line in known if line not in exdates]
+    return merged
+
+
+@dataclass
+class Puller:
+    """Applies one connection's remote events to the CRM, counting what changed."""
+
+    session: Session
+    connection: CalendarConnection
+    round: int
+    counts: Counts = field(default_factory=Counts)
+    deferred: list[RemoteEvent] = field(default_factory=list)
+
+    def link_for(self, external_id: str) -> EventLink | None:
+        """The link of this connection to ``external_id``."""
+        return self.session.execute(
+            select(EventLink).where(
+                EventLink.connection_id == self.connection.id,
+                EventLink.external_id == external_id,
+            )
+        ).scalar_one_or_none()
+
+    def link_for_event(self, event_id: int) -> EventLink | None:
+        """The link of this connection to the CRM event itself (not to an occurrence)."""
+        return self.session.execute(
+            select(EventLink).where(
+                EventLink.connection_id == self.connection.id,
+                EventLink.event_id == event_id,
+                EventLink.kind == LINK_EVENT,
+            )
+        ).scalar_one_or_none()
+
+    def _tagged_event(self, uid: str | None) -> CalendarEvent | None:
+        if not uid:
+            return None
+        return self.session.execute(
+            select(CalendarEvent).where(
+                CalendarEvent.uid == uid, CalendarEvent.user_id == self.connection.user_id
+            )
+        ).scalar_one_or_none()
+
+    def apply(self, remote: RemoteEvent) -> None:
+        """Apply one listed item: create, update or delete the CRM event it stands for."""
+        if remote.kind == KIND_OCCURRENCE and not remote.cancelled:
+            self.note_occurrence(remote)
+        elif remote.cancelled and remote.series_external_id and remote.original_start:
+            self._cancel_instance(remote)
+        elif remote.cancelled:
+            self.remove(remote.external_id, remote.updated)
+        else:
+            self._upsert(remote)
+
+    def note_occurrence(self, remote: RemoteEvent) -> bool:
+        """Remember an unchanged occurrence of a known series (Outlook); False if unknown."""
+        series = self.link_for(remote.series_external_id or "")
+        if series is None or remote.original_start is None:
+            self.deferred.append(remote)
+            return False
+        series.seen_round = self.round
+        link = self.link_for(remote.external_id)
+        if link is None:
+            link = EventLink(
+                connection_id=self.connection.id,
+                event_id=series.event_id,
+                external_id=remote.external_id,
+                kind=LINK_OCCURRENCE,
+            )
+            self.session.add(link)
+        link.original_start = occurrence_key(remote.original_start)
+        link.etag = remote.etag
+        link.seen_round = self.round
+        return True
+
+    def _cancel_instance(self, remote: RemoteEvent) -> None:
+        series_link = self.link_for(remote.series_external_id or "")
+        if series_link is None:
+            self.deferred.append(remote)
+            return
+        assert remote.original_start is not None
+        self.add_exdate(series_link.event, remote.original_start)
+        moved = self.link_for(remote.external_id)
+        if moved is not None and moved.event_id != series_link.event_id:
+            self.remove(remote.external_id, remote.updated)
+
+    def add_exdate(self, series: CalendarEvent, original_start: datetime | date) -> None:
+        """Record a cancelled instance on its series, once."""
+        if series.deleted_at is not None or not series.recurrence:
+            return
+        zone = series.time_zone if not series.all_day else None
+        lines = with_exdate(list(series.recurrence), original_start, zone)
+        if lines != series.recurrence:
+            series.recurrence = lines
+            self.counts.updated += 1
+
+    def remove(self, external_id: str, remote_updated: datetime | None) -> None:
+        """The provider deleted ``external_id``: delete the CRM event, unless the CRM wins."""
+        link = self.link_for(external_id)
+        if link is None:
+            return
+        event = link.event
+        if link.kind == LINK_OCCURRENCE:
+            if link.original_start:
+                self.add_exdate(event, parse_occurrence_key(link.original_start))
+            self.session.delete(link)
+            return
+        unsynced = event.version > link.synced_version and event.deleted_at is None
+        if unsynced and (remote_updated is None or event.updated_at > remote_updated):
+            # Changed in the CRM after the provider deleted it: the later change wins, so the
+            # event stays and the push creates it again.
+            self.session.delete(link)
+            return
+        self.session.delete(link)
+        self.delete_event(event, except_link=link)
+
+    def delete_event(self, event: CalendarEvent, except_link: EventLink | None = None) -> None:
+        """Delete a CRM event; keep a tombstone while other providers still have it."""
+        others = [
+            other
+            for other in event.links
+            if other is not except_link and other.connection_id != self.connection.id
+        ]
+        if event.deleted_at is None:
+            self.counts.deleted += 1
+        if others:
+            event.deleted_at = event.deleted_at or utcnow()
+            event.touch()
+        else:
+            self.session.delete(event)
+
+    def _upsert(self, remote: RemoteEvent) -> None:
+        link = self.link_for(remote.external_id)
+        if link is None:
+            tagged = self._tagged_event(remote.crm_uid)
+            if tagged is not None and tagged.deleted_at is None:
+                # Our own event, pushed by a sync that died before recording it.
+                link = EventLink(
+                    connection_id=self.connection.id,
+                    event_id=tagged.id,
+                    external_id=remote.external_id,
+                    kind=LINK_EVENT,
+                    synced_version=tagged.version,
+                )
+                self.session.add(link)
+                link.event = tagged
+        if link is None:
+            self._create(remote)
+            return
+        link.seen_round = self.round
+        event = link.event
+        if link.kind == LINK_OCCURRENCE:
+            # An occurrence we knew became an exception: it is now an event of its own.
+            self.session.delete(link)
+            self.session.flush()
+            self._create(remote)
+            return
+        if remote.etag and link.etag == remote.etag:
+            return  # our own write coming back, or nothing new
+        if event.deleted_at is not None:
+            return  # deleted in the CRM: the push deletes it at the provider
+        unsynced = event.version > link.synced_version
+        if unsynced and not (remote.updated and remote.updated > event.updated_at):
+            link.etag = remote.etag  # the CRM's later change wins: the push overwrites
+            return
+        incoming = remote.fields
+        incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
+        if incoming != fields_of(event):
+            assign_fields(event, incoming)
+            self.counts.updated += 1
+        link.etag = remote.etag
+        link.remote_updated_at = remote.updated
+        link.synced_version = event.version
+
+    def _create(self, remote: RemoteEvent) -> None:
+        series: CalendarEvent | None = None
+        if remote.kind == KIND_EXCEPTION and remote.series_external_id:
+            series_link = self.link_for(remote.series_external_id)
+            if series_link is None:
+                self.deferred.append(remote)
+                return
+            series = series_link.event
+            series_link.seen_round = self.round
+        event = CalendarEvent(
+            user_id=self.connection.user_id, origin=self.connection.provider, version=1
+        )
+        assign_fields(event, remote.fields)
+        if series is not None and remote.original_start is not None:
+            event.series_id = series.id
+            if isinstance(remote.original_start, datetime):
+                event.original_start_at = remote.original_start
+            else:
+                event.original_start_date = remote.original_start
+            event.recurrence = None
+        now = utcnow()
+        event.created_at = now
+        event.updated_at = remote.updated or now
+        self.session.add(event)
+        self.session.add(
+            EventLink(
+                connection_id=self.connection.id,
+                event=event,
+                external_id=remote.external_id,
+                kind=LINK_EVENT,
+                etag=remote.etag,
+                remote_updated_at=remote.updated,
+                synced_version=1,
+                seen_round=self.round,
+            )
+        )
+        self.counts.created += 1
+
+    def apply_deferred(self) -> None:
+        """Instances listed before their series: apply them now the listing is complete."""
+        pending, self.deferred = self.deferred, []
+        for remote in pending:
+            self.apply(remote)
+        for remote in self.deferred:
+            log.warning(
+                "connection %s: instance %s of an unknown series %s was skipped",
+                self.connection.id,
+                remote.external_id,
+                remote.series_external_id,
+            )
+        self.deferred = []
+
+
+def parse_occurrence_key(key: str) -> datetime | date:
+    if "T" in key:
+        return datetime.fromisoformat(key)
+    return date.fromisoformat(key)

@@ -1,0 +1,232 @@
+"""Running one sync of one connection: lease, pull, push, status. No Flask globals here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from ..crypto import TokenCipher
+from ..models import CalendarConnection, Provider, SyncStatus, utcnow
+from ..providers.accounts import api_base_url
+from ..providers.errors import ProviderError, ProviderGrantError
+from ..providers.google_calendar import GoogleCalendarClient
+from ..providers.graph_calendar import GraphCalendarClient
+from ..providers.session import ProviderSession
+from ..providers.types import CalendarClient, SyncCursorExpired
+from ..token_store import load_token, save_token
+from . import lease
+from .apply import Counts, Puller
+from .outlook import OutlookSeries
+from .push import Pusher
+from .reconcile import remove_unlisted
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MESSAGE = (
+    "{label} no longer accepts this connection's authorization (it was revoked or expired): "
+    "reconnect the calendar."
+)
+
+
+class SyncAlreadyRunning(Exception):
+    """Another sync of this connection holds the lease."""
+
+
+@dataclass
+class SyncResult:
+    """The outcome of one sync, as the API returns it."""
+
+    provider: str
+    success: bool
+    error: str | None = None
+    eventsCreated: int = 0
+    eventsUpdated: int = 0
+    eventsDeleted: int = 0
+    eventsPushed: int = 0
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """The sync's configuration, read once from the app config."""
+
+    window_past: timedelta = timedelta(days=30)
+    window_future: timedelta = timedelta(days=365)
+    window_shift: timedelta = timedelta(days=7)
+    lease_ttl: timedelta = timedelta(seconds=120)
+    graph_page_size: int = 200
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SyncSettings:
+        """Read the ``SYNC_*`` settings (seconds)."""
+        return cls(
+            window_past=timedelta(seconds=int(config.get("SYNC_WINDOW_PAST", 30 * 86400))),
+            window_future=timedelta(seconds=int(config.get("SYNC_WINDOW_FUTURE", 365 * 86400))),
+            window_shift=timedelta(seconds=int(config.get("SYNC_WINDOW_SHIFT", 7 * 86400))),
+            lease_ttl=timedelta(seconds=int(config.get("SYNC_LEASE_TTL", 120))),
+            graph_page_size=int(config.get("OUTLOOK_PAGE_SIZE", 200)),
+        )
+
+
+ClientFactory = Callable[[Session, CalendarConnection], CalendarClient]
+PageHook = Callable[[int], None]
+
+
+def provider_client(
+    session: Session, connection: CalendarConnection, config: Mapping[str, Any], cipher: TokenCipher
+) -> CalendarClient:
+    """The calendar client of a connection, persisting refreshed tokens as they come."""
+    provider = connection.provider_enum
+    token = load_token(connection, cipher)
+    if token is None:
+        raise ProviderGrantError(RECONNECT_MESSAGE.format(label=provider.label))
+
+    def persist(new_token: dict[str, Any]) -> None:
+        save_token(connection, new_token, cipher)
+        session.commit()
+
+    http = ProviderSession(provider, config, token, persist)
+    base = api_base_url(provider, config)
+    calendar_id = connection.calendar_id or "primary"
+    if provider is Provider.GOOGLE:
+        return GoogleCalendarClient(http, base, calendar_id)
+    page_size = SyncSettings.from_config(config).graph_page_size
+    return GraphCalendarClient(http, base, calendar_id, page_size=page_size)
+
+
+def sync_connection(
+    session: Session,
+    connection: CalendarConnection,
+    client_factory: ClientFactory,
+    settings: SyncSettings,
+    *,
+    on_page: PageHook | None = None,
+) -> SyncResult:
+    """Sync one connection now: pull the provider's changes, push the CRM's.
+
+    Raises SyncAlreadyRunning when another sync holds the lease. Provider failures do not
+    raise: they end in ``success: false`` with an error the user can act on.
+    """
+    owner = lease.new_owner()
+    connection_id = connection.id
+    if not lease.claim(session, connection_id, owner, settings.lease_ttl):
+        raise SyncAlreadyRunning(connection_id)
+    session.refresh(connection)
+    result = SyncResult(provider=connection.provider, success=False)
+    counts = Counts()
+    try:
+        connection.last_sync_status = SyncStatus.IN_PROGRESS.value
+        session.commit()
+        client = client_factory(session, connection)
+        try:
+            _run(session, connection, client, settings, owner, counts, on_page)
+        finally:
+            client.close()
+        connection.last_sync_status = SyncStatus.SUCCESS.value
+        connection.last_sync_error = None
+        connection.last_sync_at = utcnow()
+        result.success = True
+    except ProviderGrantError:
+        session.rollback()
+        connection.connected = False
+        connection.last_sync_status = SyncStatus.FAILED.value
+        connection.last_sync_error = RECONNECT_MESSAGE.format(label=connection.provider_enum.label)
+        result.error = connection.last_sync_error
+    except (ProviderError, lease.LeaseLost) as exc:
+        session.rollback()
+        message = exc.message if isinstance(exc, ProviderError) else "the sync lease was lost"
+        connection.last_sync_status = SyncStatus.FAILED.value
+        connection.last_sync_error = message
+        result.error = message
+        log.warning("sync of connection %s failed: %s", connection_id, message)
+    except Exception:
+        session.rollback()
+        log.exception("sync of connection %s failed unexpectedly", connection_id)
+        connection.last_sync_status = SyncStatus.FAILED.value
+        connection.last_sync_error = "The sync failed unexpectedly; it will be retried."
+        result.error = connection.last_sync_error
+    finally:
+        session.commit()
+        lease.release(session, connection_id, owner)
+    result.eventsCreated = counts.created
+    result.eventsUpdated = counts.updated
+    result.eventsDeleted = counts.deleted
+    result.eventsPushed = counts.pushed
+    return result
+
+
+def _run(
+    session: Session,
+    connection: CalendarConnection,
+    client: CalendarClient,
+    settings: SyncSettings,
+    owner: str,
+    counts: Counts,
+    on_page: PageHook | None,
+) -> None:
+    now = utcnow()
+    _ensure_window(connection, settings, now)
+    try:
+        _pull(session, connection, client, settings, owner, counts, on_page)
+    except SyncCursorExpired:
+        log.info("connection %s: sync cursor expired, full resync", connection.id)
+        session.rollback()
+        connection.sync_cursor = None
+        _pull(session, connection, client, settings, owner, counts, on_page)
+    assert connection.window_start is not None
+    puller = Puller(session, connection, connection.full_round, counts)
+    Pusher(puller, client).push_all(connection.window_start)
+
+
+def _ensure_window(connection: CalendarConnection, settings: SyncSettings, now: datetime) -> None:
+    """A new window (and so a full, reconciling listing) first, and when it grows old."""
+    stale = connection.window_start is None or (
+        connection.window_start + settings.window_past + settings.window_shift <= now
+    )
+    if stale:
+        connection.window_start = now - settings.window_past
+        connection.window_end = now + settings.window_future
+        connection.sync_cursor = None
+
+
+def _pull(
+    session: Session,
+    connection: CalendarConnection,
+    client: CalendarClient,
+    settings: SyncSettings,
+    owner: str,
+    counts: Counts,
+    on_page: PageHook | None,
+) -> None:
+    assert connection.window_start is not None and connection.window_end is not None
+    start, end = connection.window_start, connection.window_end
+    full = connection.sync_cursor is None
+    if full:
+        connection.full_round += 1
+    session.commit()
+    puller = Puller(session, connection, connection.full_round, counts)
+    series = OutlookSeries(puller, client) if isinstance(client, GraphCalendarClient) else None
+    cursor: str | None = None
+    for number, page in enumerate(client.list_changes(connection.sync_cursor, start, end)):
+        for remote in page.items:
+            if series is not None:
+                series.before(remote)
+            puller.apply(remote)
+        session.commit()  # each page's changes are durable before the next page is read
+        if not lease.renew(session, connection.id, owner, settings.lease_ttl):
+            raise lease.LeaseLost(connection.id)
+        if on_page is not None:
+            on_page(number)
+        cursor = page.cursor
+    puller.apply_deferred()
+    if full:
+        if series is not None:
+            series.after_full_listing(start, end)
+        remove_unlisted(puller, start, end)
+    # Saved last: a sync that dies before this point lists the same changes again.
+    connection.sync_cursor = cursor
+    session.commit()

@@ -1,0 +1,212 @@
+"""Pushing the CRM's changes to a provider (the push side of a sync)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from ..models import (
+    LINK_EVENT,
+    LINK_OCCURRENCE,
+    ORIGIN_CRM,
+    CalendarConnection,
+    CalendarEvent,
+    EventLink,
+)
+from ..providers.types import (
+    CalendarClient,
+    EventPayload,
+    RemoteEvent,
+    RemoteGone,
+    WriteConflict,
+)
+from .apply import Puller, assign_fields, fields_of, occurrence_key
+from .recurrence import exdates
+
+log = logging.getLogger(__name__)
+
+
+def pending_events(
+    session: Session, connection: CalendarConnection, window_start: datetime
+) -> list[tuple[CalendarEvent, EventLink | None]]:
+    """CRM events this connection must write: new, changed, or deleted since the last sync.
+
+    Events pulled from another provider are never pushed here (no sync loops).
+    """
+    link = (
+        select(EventLink)
+        .where(EventLink.connection_id == connection.id, EventLink.kind == LINK_EVENT)
+        .subquery()
+    )
+    window_date = window_start.astimezone(UTC).date()
+    rows = session.execute(
+        select(CalendarEvent, link.c.id)
+        .outerjoin(link, link.c.event_id == CalendarEvent.id)
+        .where(
+            CalendarEvent.user_id == connection.user_id,
+            CalendarEvent.origin.in_([ORIGIN_CRM, connection.provider]),
+            or_(
+                and_(
+                    link.c.id.is_(None),
+                    CalendarEvent.deleted_at.is_(None),
+                    # New to this calendar: only what has not ended before the sync window.
+                    or_(
+                        CalendarEvent.recurrence.is_not(None),
+                        CalendarEvent.end_at >= window_start,
+                        CalendarEvent.end_date > window_date,
+                    ),
+                ),
+                link.c.synced_version < CalendarEvent.version,
+            ),
+        )
+        # A series before its moved instances: they need its provider id.
+        .order_by(CalendarEvent.series_id.is_not(None), CalendarEvent.id)
+    ).all()
+    result: list[tuple[CalendarEvent, EventLink | None]] = []
+    for event, link_id in rows:
+        result.append((event, session.get(EventLink, link_id) if link_id else None))
+    return result
+
+
+class Pusher:
+    """Writes pending CRM changes to one provider, committing after each event."""
+
+    def __init__(self, puller: Puller, client: CalendarClient) -> None:
+        self.puller = puller
+        self.session = puller.session
+        self.connection = puller.connection
+        self.client = client
+        self.counts = puller.counts
+
+    def push_all(self, window_start: datetime) -> None:
+        """Push every pending event; one provider write per change."""
+        for event, link in pending_events(self.session, self.connection, window_start):
+            self.push(event, link)
+            self.session.commit()
+
+    def push(self, event: CalendarEvent, link: EventLink | None) -> None:
+        """Insert, update or delete one event at the provider."""
+        if event.deleted_at is not None:
+            self._delete(event, link)
+            return
+        payload = self._payload(event)
+        if payload is None:
+            return
+        if link is None:
+            self._insert(event, payload)
+        else:
+            self._update(event, link, payload)
+        if event.recurrence and self.connection.provider == "OUTLOOK":
+            self._delete_excluded_occurrences(event)
+
+    def _payload(self, event: CalendarEvent) -> EventPayload | None:
+        payload = EventPayload(uid=event.uid, fields=fields_of(event))
+        if event.series_id is not None:
+            series_link = self.puller.link_for_event(event.series_id)
+            if series_link is None or event.original_start is None:
+                log.info("event %s waits for its series to reach the provider", event.id)
+                return None
+            payload.series_external_id = series_link.external_id
+            payload.original_start = event.original_start
+        return payload
+
+    def _record(self, event: CalendarEvent, link: EventLink | None, remote: RemoteEvent) -> None:
+        if link is None:
+            link = self.puller.link_for(remote.external_id)
+        if link is None:
+            link = EventLink(
+                connection_id=self.connection.id,
+                event_id=event.id,
+                external_id=remote.external_id,
+            )
+            self.session.add(link)
+        link.kind = LINK_EVENT
+        link.event_id = event.id
+        link.external_id = remote.external_id
+        link.etag = remote.etag
+        link.remote_updated_at = remote.updated
+        link.synced_version = event.version
+        link.seen_round = self.puller.round
+        self.counts.pushed += 1
+
+    def _insert(self, event: CalendarEvent, payload: EventPayload) -> None:
+        if payload.series_external_id and self.connection.provider == "OUTLOOK":
+            occurrence = self._occurrence_link(event.series_id, payload.original_start)
+            if occurrence is None:
+                log.info("event %s: no Outlook occurrence to move; skipped", event.id)
+                return
+            remote = self.client.update(occurrence.external_id, payload, None)
+            self._record(event, occurrence, remote)
+            return
+        remote = self.client.insert(payload)
+        self._record(event, None, remote)
+
+    def _update(self, event: CalendarEvent, link: EventLink, payload: EventPayload) -> None:
+        remote: RemoteEvent | None
+        try:
+            remote = self.client.update(link.external_id, payload, link.etag)
+        except WriteConflict:
+            remote = self._resolve_conflict(event, link, payload)
+            if remote is None:
+                return
+        except RemoteGone:
+            # Deleted at the provider while changed in the CRM: the CRM's change is the
+            # later one, so the event is created again.
+            self.session.delete(link)
+            self.session.flush()
+            self._insert(event, payload)
+            return
+        self._record(event, link, remote)
+
+    def _resolve_conflict(
+        self, event: CalendarEvent, link: EventLink, payload: EventPayload
+    ) -> RemoteEvent | None:
+        """Changed on both sides: the later modification wins."""
+        current = self.client.get(link.external_id)
+        if current.updated and current.updated > event.updated_at:
+            assign_fields(event, current.fields)
+            link.etag = current.etag
+            link.remote_updated_at = current.updated
+            link.synced_version = event.version
+            self.counts.updated += 1
+            return None
+        try:
+            return self.client.update(link.external_id, payload, current.etag)
+        except WriteConflict:
+            return self.client.update(link.external_id, payload, None)
+
+    def _delete(self, event: CalendarEvent, link: EventLink | None) -> None:
+        if link is not None:
+            self.client.delete(link.external_id)
+            self.counts.pushed += 1
+            self.session.delete(link)
+            self.session.flush()
+        self.session.refresh(event)
+        if not event.links:
+            self.session.delete(event)
+
+    def _occurrence_link(self, series_id: int | None, original_start: object) -> EventLink | None:
+        if series_id is None or original_start is None:
+            return None
+        key = occurrence_key(original_start)  # type: ignore[arg-type]
+        return self.session.execute(
+            select(EventLink).where(
+                EventLink.connection_id == self.connection.id,
+                EventLink.event_id == series_id,
+                EventLink.kind == LINK_OCCURRENCE,
+                EventLink.original_start == key,
+            )
+        ).scalar_one_or_none()
+
+    def _delete_excluded_occurrences(self, event: CalendarEvent) -> None:
+        """Outlook has no EXDATE: delete the occurrences the CRM series excludes."""
+        zone = event.time_zone if not event.all_day else None
+        for value in exdates(list(event.recurrence or []), zone):
+            occurrence = self._occurrence_link(event.id, value)
+            if occurrence is not None:
+                self.client.delete(occurrence.external_id)
+                self.counts.pushed += 1
+                self.session.delete(occurrence)

@@ -1,0 +1,87 @@
+"""Entry points the API, the CLI and the scheduler share to run syncs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from ..crypto import TokenCipher
+from ..models import CalendarConnection, Provider, utcnow
+from .engine import PageHook, SyncResult, SyncSettings, provider_client, sync_connection
+
+
+class NotConnected(Exception):
+    """The user has no working connection to that provider."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__(f"{provider.label} is not connected: connect it first.")
+        self.provider = provider
+
+
+def run_sync(
+    session: Session,
+    connection: CalendarConnection,
+    config: Mapping[str, Any],
+    cipher: TokenCipher,
+    *,
+    on_page: PageHook | None = None,
+) -> SyncResult:
+    """Sync one connection with the provider clients built from ``config``."""
+    return sync_connection(
+        session,
+        connection,
+        lambda db, conn: provider_client(db, conn, config, cipher),
+        SyncSettings.from_config(config),
+        on_page=on_page,
+    )
+
+
+def sync_provider(
+    session: Session,
+    user_id: str,
+    provider: Provider,
+    config: Mapping[str, Any],
+    cipher: TokenCipher,
+) -> SyncResult:
+    """Sync the user's connection to ``provider`` now (raises NotConnected, SyncAlreadyRunning)."""
+    connection = session.execute(
+        select(CalendarConnection).where(
+            CalendarConnection.user_id == user_id,
+            CalendarConnection.provider == provider.value,
+            CalendarConnection.connected.is_(True),
+        )
+    ).scalar_one_or_none()
+    if connection is None:
+        raise NotConnected(provider)
+    return run_sync(session, connection, config, cipher)
+
+
+def stale_connections(
+    session: Session, stale_after: timedelta, user_id: str | None = None
+) -> list[CalendarConnection]:
+    """Connected connections never synced or last synced longer ago than ``stale_after``,
+    oldest first."""
+    query = select(CalendarConnection).where(
+        CalendarConnection.connected.is_(True),
+        or_(
+            CalendarConnection.last_sync_at.is_(None),
+            CalendarConnection.last_sync_at < utcnow() - stale_after,
+        ),
+    )
+    if user_id is not None:
+        query = query.where(CalendarConnection.user_id == user_id)
+    query = query.order_by(
+        CalendarConnection.last_sync_at.is_not(None),
+        CalendarConnection.last_sync_at,
+        CalendarConnection.id,
+    )
+    return list(session.execute(query).scalars())
+
+
+def stale_after(config: Mapping[str, Any]) -> timedelta:
+    """``SYNC_STALE_AFTER`` as a duration."""
+    return timedelta(seconds=int(config.get("SYNC_STALE_AFTER", 300)))
