@@ -24,3 +24,22 @@ def when_ready(server):
     server.log.info("calendar-connections serving on http://%s:%s/api/v1", shown, port)
     server.log.info("API docs: http://%s:%s/api/v1/docs", shown, port)
     server.log.info("Bearer token for local use: .venv/bin/flask auth issue-token USER_ID")
+
+
+def post_worker_init(worker):
+    """Start the sync scheduler in each worker (after the fork, so its thread is alive)."""
+    from calendar_connections.scheduler import get_scheduler
+
+    scheduler = get_scheduler(worker.wsgi)
+    if scheduler is not None:
+        scheduler.start()
+
+
+def worker_exit(server, worker):
+    """Let running syncs finish and release their leases before the worker goes."""
+    from calendar_connections.scheduler import get_scheduler
+
+    app = getattr(worker, "wsgi", None)
+    scheduler = get_scheduler(app) if app is not None else None
+    if scheduler is not None:
+        scheduler.shutdown()

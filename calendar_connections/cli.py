@@ -1,19 +1,29 @@
-"""Operator commands: `flask auth ...` and `flask tokens ...`."""
+"""Operator commands: `flask calendar ...`, `flask auth ...`, `flask tokens ...`."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+import signal
+import threading
 from datetime import timedelta
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from . import connections
 from .auth import issue_token
 from .crypto import get_cipher
 from .extensions import db
-from .models import OAuthState, OAuthToken
+from .models import CalendarConnection, OAuthState, OAuthToken, Provider
+from .sandbox.cli import sandbox_cli
+from .scheduler import SyncScheduler, run_round
+from .sync.engine import SyncAlreadyRunning
+from .sync.service import NotConnected, sync_provider
 from .token_store import rotate_token_keys
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -28,8 +38,21 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+class ProviderType(click.ParamType[Provider]):
+    """GOOGLE or OUTLOOK, any case."""
+
+    name = "provider"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        provider = Provider.parse(str(value))
+        if provider is None:
+            self.fail(f"{value!r} is not a provider: use GOOGLE or OUTLOOK", param, ctx)
+        return provider
+
+
 auth_cli = AppGroup("auth", help="Bearer tokens for local use.")
 tokens_cli = AppGroup("tokens", help="Stored OAuth tokens.")
+calendar_cli = AppGroup("calendar", help="Connections and their syncs.")
 
 
 @auth_cli.command("issue-token")
@@ -62,7 +85,114 @@ def rotate_keys_command() -> None:
     click.echo(f"Re-encrypted {count} token(s) and {len(states)} pending authorization(s).")
 
 
+@calendar_cli.command("status")
+@click.option("--user", "user_id", help="Only this CRM user's connections.")
+def status_command(user_id: str | None) -> None:
+    """Show connections and their last sync as a table."""
+    query = select(CalendarConnection).order_by(
+        CalendarConnection.user_id, CalendarConnection.provider
+    )
+    if user_id is not None:
+        query = query.where(CalendarConnection.user_id == user_id)
+    rows = [
+        (
+            c.user_id,
+            c.provider,
+            "yes" if c.connected else "no",
+            c.account_email or "-",
+            c.last_sync_status,
+            c.last_sync_at.isoformat(timespec="seconds") if c.last_sync_at else "never",
+            c.last_sync_error or "",
+        )
+        for c in db.session.execute(query).scalars()
+    ]
+    if not rows:
+        click.echo("No connections." if user_id is None else f"No connections for {user_id}.")
+        return
+    header = ("USER", "PROVIDER", "CONNECTED", "ACCOUNT", "STATUS", "LAST SYNC", "ERROR")
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo(
+            "  ".join(
+                str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+
+
+@calendar_cli.command("sync")
+@click.option("--user", "user_id", required=True, help="CRM user id.")
+@click.option("--provider", required=True, type=ProviderType(), help="GOOGLE or OUTLOOK.")
+def sync_command(user_id: str, provider: Provider) -> None:
+    """Sync one connection now and print the SyncResult."""
+    try:
+        result = sync_provider(db.session(), user_id, provider, current_app.config, get_cipher())
+    except NotConnected as exc:
+        raise click.ClickException(str(exc)) from exc
+    except SyncAlreadyRunning as exc:
+        raise click.ClickException("A sync of this connection is already running.") from exc
+    click.echo(json.dumps(dataclasses.asdict(result), indent=2))
+    if not result.success:
+        raise SystemExit(1)
+
+
+@calendar_cli.command("sync-stale")
+@click.option("--older-than", default=None, help="Stale after (300, 5m, 1h); SYNC_STALE_AFTER.")
+def sync_stale_command(older_than: str | None) -> None:
+    """Sync every stale connection, with a progress bar and a summary."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    age = parse_duration(older_than) if older_than else None
+    failures: list[str] = []
+    with click.progressbar(length=0, label="Syncing", show_pos=True) as bar:
+
+        def on_result(result: Any) -> None:
+            bar.length = (bar.length or 0) + 1
+            bar.update(1)
+            if not result.success:
+                failures.append(f"{result.provider}: {result.error}")
+
+        outcome = run_round(app, older_than=age, on_result=on_result)
+    click.echo(
+        f"{outcome.claimed} stale connection(s): {len(outcome.results) - outcome.failed} "
+        f"synced, {outcome.failed} failed."
+    )
+    for failure in failures:
+        click.echo(f"  failed: {failure}", err=True)
+    if outcome.failed:
+        raise SystemExit(1)
+
+
+@calendar_cli.command("disconnect")
+@click.option("--user", "user_id", required=True, help="CRM user id.")
+@click.option("--provider", required=True, type=ProviderType(), help="GOOGLE or OUTLOOK.")
+def disconnect_command(user_id: str, provider: Provider) -> None:
+    """Disconnect a user's provider: revoke where possible, forget tokens and sync state."""
+    removed = connections.disconnect(
+        db.session(), get_cipher(), user_id=user_id, provider=provider, config=current_app.config
+    )
+    db.session.commit()
+    click.echo(
+        f"Disconnected {provider.label} for {user_id}."
+        if removed
+        else f"{user_id} had no {provider.label} connection."
+    )
+
+
+@calendar_cli.command("scheduler")
+def scheduler_command() -> None:
+    """Run the sync scheduler as a process of its own, until SIGTERM or Ctrl-C."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    scheduler = SyncScheduler(app)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    scheduler.start()
+    click.echo(f"Scheduler running: a round every {app.config['SYNC_INTERVAL']} s.")
+    stop.wait()
+    click.echo("Stopping: running syncs finish first.")
+    scheduler.shutdown()
+
+
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    app.cli.add_command(auth_cli)
-    app.cli.add_command(tokens_cli)
+    for group in (auth_cli, tokens_cli, calendar_cli, sandbox_cli):
+        app.cli.add_command(group)

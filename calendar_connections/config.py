@@ -82,6 +82,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OAUTH_STATE_TTL", 600, "seconds an authorization `state` stays valid", int),
     Setting("HTTP_TIMEOUT", 20, "seconds for one request to a provider", int),
     Setting("LOG_LEVEL", "INFO", "Python logging level"),
+    Setting("SCHEDULER_ENABLED", True, "sync stale connections in the background", bool),
+    Setting("SYNC_INTERVAL", 60, "seconds between scheduler rounds", int),
+    Setting("SYNC_CONCURRENCY", 4, "syncs a scheduler runs at once", int),
+    Setting("SYNC_BATCH_SIZE", 100, "connections one scheduler claims per round", int),
+    Setting("PROVIDER_SANDBOX_URL", None, "point every provider URL at `flask sandbox run`"),
     Setting("SYNC_STALE_AFTER", 300, "seconds after which a connection's last sync is stale", int),
     Setting("SYNC_WINDOW_PAST", 30 * 86400, "seconds of history a full listing reads", int),
     Setting("SYNC_WINDOW_FUTURE", 365 * 86400, "seconds ahead an Outlook window reaches", int),
@@ -120,6 +125,7 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
             app.config[setting.name] = _parse(setting, raw)
     if test_config:
         app.config.update(test_config)
+    _point_at_sandbox(app, set(test_config or ()))
 
     if not app.config["DATABASE_URL"]:
         database = Path(app.instance_path) / "calendar_connections.sqlite"
@@ -129,6 +135,22 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     _configure_jwt(app)
     _configure_openapi(app)
     check_secrets(app)
+
+
+def _point_at_sandbox(app: Flask, given: set[str]) -> None:
+    """With PROVIDER_SANDBOX_URL, provider URLs not set explicitly point at the sandbox."""
+    base = app.config.get("PROVIDER_SANDBOX_URL")
+    if not base:
+        return
+    from .sandbox.cli import service_settings
+
+    explicit = given | {name for name in os.environ if os.environ[name]}
+    for name, value in service_settings(str(base).rstrip("/")).items():
+        if name not in explicit:
+            app.config[name] = value
+    for provider in ("GOOGLE", "OUTLOOK"):
+        for part, default in (("CLIENT_ID", "sandbox-client"), ("CLIENT_SECRET", "sandbox-secret")):
+            app.config[f"{provider}_{part}"] = app.config.get(f"{provider}_{part}") or default
 
 
 def _configure_jwt(app: Flask) -> None:

@@ -17,7 +17,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .crypto import TokenCipher
-from .models import CalendarConnection, OAuthState, Provider, SyncStatus, utcnow
+from .models import (
+    CalendarConnection,
+    CalendarEvent,
+    OAuthState,
+    Provider,
+    SyncStatus,
+    utcnow,
+)
 from .providers.accounts import fetch_account, oauth_config
 from .providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
 from .providers.http import OAuthClientConfig, oauth_session, translate_oauth_error
@@ -194,6 +201,11 @@ def complete_authorization(
     account = fetch_account(provider, config, token)
 
     connection = _get_or_create_connection(session, user_id, provider)
+    if connection.calendar_id and connection.calendar_id != account.calendar_id:
+        # Another account: what was synced belongs to the old calendar.
+        _forget_provider_copies(session, connection)
+        connection.links.clear()
+        connection.reset_sync_state()
     connection.calendar_id = account.calendar_id
     connection.account_email = account.email
     connection.connected = True
@@ -254,10 +266,26 @@ def disconnect(
     token = load_token(connection, cipher)
     if token and oauth.revoke_url:
         _revoke(provider, oauth, token)
-    session.delete(connection)
+    _forget_provider_copies(session, connection)
+    session.delete(connection)  # its links go with it (cascade)
     session.flush()
     log.info("disconnected user=%s provider=%s", user_id, provider.value)
     return True
+
+
+def _forget_provider_copies(session: Session, connection: CalendarConnection) -> None:
+    """Drop the copies of the provider's own events; the CRM's own events stay.
+
+    A later reconnect lists them again; keeping unlinked copies would duplicate them then.
+    """
+    copies = session.execute(
+        select(CalendarEvent).where(
+            CalendarEvent.user_id == connection.user_id,
+            CalendarEvent.origin == connection.provider,
+        )
+    ).scalars()
+    for event in copies:
+        session.delete(event)
 
 
 def _revoke(provider: Provider, oauth: OAuthClientConfig, token: dict[str, Any]) -> None:

@@ -74,13 +74,20 @@ def make_app(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Flask]
         return app
 
     yield factory
-    if built:
-        with built[0].app_context():
+    for app in built:
+        with app.app_context():
             db.session.remove()
-            with db.engine.begin() as conn:
-                for table in reversed(db.metadata.sorted_tables):
-                    conn.execute(table.delete())
             db.engine.dispose()
+    empty_database(database_url)
+
+
+def empty_database(url: str) -> None:
+    """Delete every row of every table of the service."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+    engine.dispose()
 
 
 @pytest.fixture

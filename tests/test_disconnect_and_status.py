@@ -16,7 +16,10 @@ from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken
 
 from . import payloads as p
+from .sandboxed import SANDBOX, sandbox, sandbox_connect, sandbox_insert_google, sandboxed_app
 from .test_connect import BASE, GOOGLE, OUTLOOK, Case, connect
+
+__all__ = ["sandbox", "sandboxed_app"]
 
 
 def statuses(client: FlaskClient, headers: dict[str, str]) -> list[dict[str, object]]:
@@ -166,3 +169,40 @@ def test_numeric_sub_is_the_same_user_as_its_string(
     numeric = pyjwt.encode({"sub": 42}, app.config["JWT_SECRET_KEY"], algorithm="HS256")
     assert connect(client, {"Authorization": f"Bearer {numeric}"}, http, GOOGLE).status_code == 200
     assert statuses(client, token_for("42"))[0]["connected"] is True
+
+
+def test_disconnect_keeps_crm_events_and_reconnect_duplicates_nothing(
+    sandboxed_app: Flask, token_for: Callable[[str], dict[str, str]]
+) -> None:
+    """Copies of the provider's events go with the connection; the CRM's own stay."""
+    client = sandboxed_app.test_client()
+    headers = token_for("ada")
+    account = sandbox_connect(client, headers, "google")["accountEmail"]
+    sandbox_insert_google(account, "Made in Google")
+    made = client.post(
+        "/api/v1/crm/calendar/events",
+        json={
+            "title": "Made in CRM",
+            "start": "2026-12-09T10:00:00Z",
+            "end": "2026-12-09T11:00:00Z",
+        },
+        headers=headers,
+    )
+    assert made.status_code == 201
+    assert client.post(f"{BASE}/google/sync", headers=headers).json["success"]
+
+    def crm() -> dict[str, dict[str, str]]:
+        items = client.get("/api/v1/crm/calendar/events", headers=headers).json
+        return {item["title"]: item["sources"] for item in items}
+
+    assert set(crm()) == {"Made in CRM", "Made in Google"}
+    assert client.delete(f"{BASE}/google/disconnect", headers=headers).status_code == 204
+    assert crm() == {"Made in CRM": {}}
+
+    sandbox_connect(client, headers, "google")
+    result = client.post(f"{BASE}/google/sync", headers=headers).json
+    assert result["success"] and result["eventsCreated"] == 1
+    assert set(crm()) == {"Made in CRM", "Made in Google"}
+    in_google = requests.get(f"{SANDBOX}/sandbox/google/{account}/events", timeout=5).json()
+    titles = sorted(e["summary"] for e in in_google["items"] if e["status"] != "cancelled")
+    assert titles == ["Made in CRM", "Made in Google"]

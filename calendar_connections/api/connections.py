@@ -13,6 +13,7 @@ from ..auth import current_user_id
 from ..crypto import get_cipher
 from ..extensions import db
 from ..models import Provider
+from ..scheduler import get_scheduler
 from ..schemas import (
     AuthorizationSchema,
     CallbackQuerySchema,
@@ -75,7 +76,7 @@ def _add_oauth_views(provider: Provider) -> None:
         @blp.arguments(CallbackQuerySchema, location="query", as_kwargs=True)
         @blp.response(200, ConnectionStatusSchema)
         def get(self, **query: str) -> dict[str, Any]:
-            connections.complete_authorization(
+            connection = connections.complete_authorization(
                 db.session(),
                 get_cipher(),
                 user_id=current_user_id(),
@@ -86,6 +87,9 @@ def _add_oauth_views(provider: Provider) -> None:
                 error=query.get("error"),
                 error_description=query.get("error_description"),
             )
+            scheduler = get_scheduler(current_app)
+            if scheduler is not None:
+                scheduler.sync_soon(connection.id)
             return _status_of(provider)
 
     blp.add_url_rule(f"/{slug}/authorize", endpoint=f"{slug}_authorize", view_func=Authorize)

@@ -68,7 +68,7 @@ class CalendarEvent(Base):
         return self.original_start_at or self.original_start_date
 
     def touch(self, now: datetime | None = None) -> None:
-        """Record a change made in the CRM: the sync will push it."""
+        """Record a change: every linked provider not holding this version yet gets it."""
         self.version = (self.version or 0) + 1
         self.updated_at = now or utcnow()
 

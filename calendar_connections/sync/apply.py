@@ -91,6 +91,9 @@ class Puller:
     round: int
     counts: Counts = field(default_factory=Counts)
     deferred: list[RemoteEvent] = field(default_factory=list)
+    # Events this sync created: a later change to one (an EXDATE from an instance listed
+    # after it) is part of its creation, not an update as well.
+    created: set[CalendarEvent] = field(default_factory=set)
 
     def link_for(self, external_id: str) -> EventLink | None:
         """The link of this connection to ``external_id``."""
@@ -171,7 +174,17 @@ class Puller:
         lines = with_exdate(list(series.recurrence), original_start, zone)
         if lines != series.recurrence:
             series.recurrence = lines
-            self.counts.updated += 1
+            self._pulled_change(series, self.link_for_event(series.id), None)
+            self.counts.updated += series not in self.created
+
+    def _pulled_change(
+        self, event: CalendarEvent, link: EventLink | None, when: datetime | None
+    ) -> None:
+        """A change the provider made: other connections of the event must get it (a new
+        version), this one has it already (its link is in sync with that version)."""
+        event.touch(when)
+        if link is not None:
+            link.synced_version = event.version
 
     def remove(self, external_id: str, remote_updated: datetime | None) -> None:
         """The provider deleted ``external_id``: delete the CRM event, unless the CRM wins."""
@@ -202,6 +215,16 @@ class Puller:
         ]
         if event.deleted_at is None:
             self.counts.deleted += 1
+        # A series takes its moved instances with it: delete (and count) them here rather
+        # than leave them to the database's cascade, unseen by other providers' links.
+        instances = select(CalendarEvent).where(
+            CalendarEvent.series_id == event.id, CalendarEvent.deleted_at.is_(None)
+        )
+        for instance in list(self.session.execute(instances).scalars()):
+            for own in [x for x in instance.links if x.connection_id == self.connection.id]:
+                instance.links.remove(own)  # delete-orphan: this connection's link goes too
+            self.delete_event(instance)
+            self.session.flush()  # before the series' own delete would cascade to it
         if others:
             event.deleted_at = event.deleted_at or utcnow()
             event.touch()
@@ -246,7 +269,8 @@ class Puller:
         incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
         if incoming != fields_of(event):
             assign_fields(event, incoming)
-            self.counts.updated += 1
+            self._pulled_change(event, link, remote.updated)
+            self.counts.updated += event not in self.created
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
         link.synced_version = event.version
@@ -287,6 +311,7 @@ class Puller:
                 seen_round=self.round,
             )
         )
+        self.created.add(event)
         self.counts.created += 1
 
     def apply_deferred(self) -> None:

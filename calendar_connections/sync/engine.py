@@ -105,15 +105,21 @@ def sync_connection(
     settings: SyncSettings,
     *,
     on_page: PageHook | None = None,
+    lease_owner: str | None = None,
 ) -> SyncResult:
     """Sync one connection now: pull the provider's changes, push the CRM's.
 
-    Raises SyncAlreadyRunning when another sync holds the lease. Provider failures do not
-    raise: they end in ``success: false`` with an error the user can act on.
+    Takes the connection's lease, or uses the one ``lease_owner`` already claimed for it (the
+    scheduler claims in bulk). Raises SyncAlreadyRunning when another sync holds the lease.
+    Provider failures do not raise: they end in ``success: false`` with an error the user can
+    act on.
     """
-    owner = lease.new_owner()
     connection_id = connection.id
-    if not lease.claim(session, connection_id, owner, settings.lease_ttl):
+    owner = lease_owner or lease.new_owner()
+    if lease_owner is not None:
+        if not lease.holds(session, connection_id, owner):
+            raise SyncAlreadyRunning(connection_id)
+    elif not lease.claim(session, connection_id, owner, settings.lease_ttl):
         raise SyncAlreadyRunning(connection_id)
     session.refresh(connection)
     result = SyncResult(provider=connection.provider, success=False)

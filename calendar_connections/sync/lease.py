@@ -10,9 +10,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import CalendarConnection, utcnow
@@ -40,6 +40,78 @@ def claim(session: Session, connection_id: int, owner: str, ttl: timedelta) -> b
     )
     session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def claim_stale(
+    session: Session,
+    *,
+    owner: str,
+    ttl: timedelta,
+    stale_before: datetime,
+    limit: int,
+) -> list[int]:
+    """Claim up to ``limit`` stale connections, oldest first; commits. Their ids.
+
+    Several schedulers (workers, hosts) call this at once: on PostgreSQL the candidates are
+    read with FOR UPDATE SKIP LOCKED so each takes different rows; everywhere the claim itself
+    re-checks, in one UPDATE, that the row is still free and still stale, so a connection
+    another scheduler has just synced is not synced again in the same round.
+    """
+    now = utcnow()
+    stale = or_(
+        CalendarConnection.last_sync_at.is_(None),
+        CalendarConnection.last_sync_at < stale_before,
+    )
+    free = or_(CalendarConnection.lease_owner.is_(None), CalendarConnection.lease_expires_at < now)
+    candidates = (
+        select(CalendarConnection.id)
+        .where(CalendarConnection.connected.is_(True), stale, free)
+        .order_by(
+            CalendarConnection.last_sync_at.is_not(None),
+            CalendarConnection.last_sync_at,
+            CalendarConnection.id,
+        )
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite: one UPDATE over a subquery, so no read lock is upgraded to a write lock
+        # (two processes doing that deadlock at once instead of waiting).
+        session.execute(
+            update(CalendarConnection)
+            .where(CalendarConnection.id.in_(candidates.scalar_subquery()), stale, free)
+            .values(lease_owner=owner, lease_expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        mine = list(
+            session.execute(
+                select(CalendarConnection.id).where(CalendarConnection.lease_owner == owner)
+            ).scalars()
+        )
+        session.commit()
+        return mine
+    claimed: list[int] = []
+    locked = candidates.with_for_update(skip_locked=True)
+    for connection_id in list(session.execute(locked).scalars()):
+        result = session.execute(
+            update(CalendarConnection)
+            .where(CalendarConnection.id == connection_id, stale, free)
+            .values(lease_owner=owner, lease_expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:  # type: ignore[attr-defined]
+            claimed.append(connection_id)
+    session.commit()
+    return claimed
+
+
+def holds(session: Session, connection_id: int, owner: str) -> bool:
+    """Whether ``owner`` holds the connection's lease."""
+    return (
+        session.execute(
+            select(CalendarConnection.lease_owner).where(CalendarConnection.id == connection_id)
+        ).scalar_one_or_none()
+        == owner
+    )
 
 
 def renew(session: Session, connection_id: int, owner: str, ttl: timedelta) -> bool:

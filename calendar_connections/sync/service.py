@@ -29,6 +29,7 @@ def run_sync(
     cipher: TokenCipher,
     *,
     on_page: PageHook | None = None,
+    lease_owner: str | None = None,
 ) -> SyncResult:
     """Sync one connection with the provider clients built from ``config``."""
     return sync_connection(
@@ -37,6 +38,7 @@ def run_sync(
         lambda db, conn: provider_client(db, conn, config, cipher),
         SyncSettings.from_config(config),
         on_page=on_page,
+        lease_owner=lease_owner,
     )
 
 

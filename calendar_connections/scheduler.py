@@ -1,0 +1,159 @@
+"""The in-process scheduler: keeps connections fresh by syncing stale ones in rounds.
+
+Every web worker (and `flask calendar scheduler`) may run one. They share nothing but the
+database: each round claims stale connections through the sync lease, so the work is shared
+out and no connection is synced twice at once, however many schedulers run.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+
+from .crypto import get_cipher
+from .extensions import db
+from .models import CalendarConnection, utcnow
+from .sync import lease
+from .sync.engine import SyncAlreadyRunning, SyncResult, SyncSettings
+from .sync.service import run_sync, stale_after
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "calendar_connections.scheduler"
+
+
+@dataclass(frozen=True)
+class RoundResult:
+    """What one scheduler round did."""
+
+    claimed: int
+    results: list[SyncResult]
+
+    @property
+    def failed(self) -> int:
+        """How many of the round's syncs failed."""
+        return sum(1 for result in self.results if not result.success)
+
+
+def sync_connection_by_id(
+    app: Flask, connection_id: int, owner: str | None = None
+) -> SyncResult | None:
+    """Sync one connection in its own app context (a worker thread's unit of work)."""
+    with app.app_context():
+        session = db.session()
+        try:
+            connection = session.get(CalendarConnection, connection_id)
+            if connection is None or not connection.connected:
+                if owner is not None:
+                    lease.release(session, connection_id, owner)
+                return None
+            return run_sync(session, connection, app.config, get_cipher(), lease_owner=owner)
+        except SyncAlreadyRunning:
+            return None
+        finally:
+            db.session.remove()
+
+
+def run_round(
+    app: Flask,
+    *,
+    older_than: timedelta | None = None,
+    limit: int | None = None,
+    on_result: Callable[[SyncResult], None] | None = None,
+) -> RoundResult:
+    """Claim stale connections (oldest first) and sync them, a bounded number at a time."""
+    concurrency = max(1, int(app.config.get("SYNC_CONCURRENCY", 4)))
+    settings = SyncSettings.from_config(app.config)
+    owner = lease.new_owner()
+    with app.app_context():
+        cutoff = utcnow() - (older_than if older_than is not None else stale_after(app.config))
+        claimed = lease.claim_stale(
+            db.session(),
+            owner=owner,
+            ttl=settings.lease_ttl,
+            stale_before=cutoff,
+            limit=limit or int(app.config.get("SYNC_BATCH_SIZE", 100)),
+        )
+        db.session.remove()
+    results: list[SyncResult] = []
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync") as pool:
+        futures = [pool.submit(sync_connection_by_id, app, cid, owner) for cid in claimed]
+        for future in futures:
+            result = future.result()
+            if result is not None:
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+    if claimed:
+        log.info(
+            "scheduler round: %d synced, %d failed", len(results), RoundResult(0, results).failed
+        )
+    return RoundResult(claimed=len(claimed), results=results)
+
+
+class SyncScheduler:
+    """APScheduler running :func:`run_round` every ``SYNC_INTERVAL`` seconds."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.interval = int(app.config.get("SYNC_INTERVAL", 60))
+        self._scheduler: BackgroundScheduler | None = None
+        self._lock = threading.Lock()
+
+    def _round(self) -> None:
+        try:
+            run_round(self.app)
+        except Exception:  # a failed round must not stop the next ones
+            log.exception("scheduler round failed")
+
+    def start(self) -> None:
+        """Start the background thread; the first round runs at once."""
+        with self._lock:
+            if self._scheduler is not None:
+                return
+            self._scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
+            self._scheduler.add_job(
+                self._round,
+                "interval",
+                seconds=self.interval,
+                id="sync-stale",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=utcnow(),
+            )
+            self._scheduler.start()
+            log.info("scheduler started: a round every %s s", self.interval)
+
+    def sync_soon(self, connection_id: int) -> None:
+        """Run a connection's first sync now, in the background (when started)."""
+        if self._scheduler is not None and self._scheduler.running:
+            self._scheduler.add_job(
+                sync_connection_by_id, args=(self.app, connection_id), misfire_grace_time=None
+            )
+
+    def shutdown(self) -> None:
+        """Stop; running syncs finish (and release their leases) first."""
+        with self._lock:
+            if self._scheduler is not None and self._scheduler.running:
+                self._scheduler.shutdown(wait=True)
+                log.info("scheduler stopped")
+            self._scheduler = None
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's scheduler (started by the server, see gunicorn.conf.py)."""
+    if app.config.get("SCHEDULER_ENABLED"):
+        app.extensions[EXTENSION_KEY] = SyncScheduler(app)
+
+
+def get_scheduler(app: Flask) -> SyncScheduler | None:
+    """The app's scheduler, when enabled."""
+    scheduler: SyncScheduler | None = app.extensions.get(EXTENSION_KEY)
+    return scheduler
