@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 from calendar_connections.sandbox import create_sandbox_app
 from calendar_connections.sandbox.testing import mount_sandbox
 
+from .payloads import day
+
 SANDBOX = "http://sandbox.test"
 BASE = "/api/v1/crm/calendar/connections"
 
@@ -47,13 +49,13 @@ def sandbox_connect(client: FlaskClient, headers: dict[str, str], slug: str) -> 
 
 
 def sandbox_insert_google(email: str, summary: str) -> dict[str, Any]:
-    """An event created by the Google account's owner."""
+    """An event created by the Google account's owner (a Tuesday two to three weeks ahead)."""
     response = requests.post(
         f"{SANDBOX}/sandbox/google/{email}/events",
         json={
             "summary": summary,
-            "start": {"dateTime": "2026-12-08T09:00:00Z"},
-            "end": {"dateTime": "2026-12-08T09:30:00Z"},
+            "start": {"dateTime": f"{day(1)}T09:00:00Z"},
+            "end": {"dateTime": f"{day(1)}T09:30:00Z"},
         },
         timeout=5,
     )

@@ -24,6 +24,13 @@ ENDPOINTS = [
     ("GET", f"{BASE}/outlook/callback?code=c&state=s"),
     ("GET", f"{BASE}/status"),
     ("DELETE", f"{BASE}/GOOGLE/disconnect"),
+    ("POST", f"{BASE}/GOOGLE/sync"),
+    ("POST", f"{BASE}/sync-if-stale"),
+    ("GET", "/api/v1/crm/calendar/events"),
+    ("POST", "/api/v1/crm/calendar/events"),
+    ("GET", "/api/v1/crm/calendar/events/1"),
+    ("PATCH", "/api/v1/crm/calendar/events/1"),
+    ("DELETE", "/api/v1/crm/calendar/events/1"),
 ]
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "time"}
 
@@ -148,6 +155,9 @@ def test_missing_callback_parameters_are_422_problems_naming_the_field(
         ("POST", f"{BASE}/outlook/callback"),
         ("GET", f"{BASE}/GOOGLE/disconnect"),
         ("PATCH", f"{BASE}/status"),
+        ("GET", f"{BASE}/GOOGLE/sync"),
+        ("DELETE", f"{BASE}/sync-if-stale"),
+        ("PUT", "/api/v1/crm/calendar/events"),
     ],
 )
 def test_wrong_methods_are_405_problems(
@@ -157,6 +167,21 @@ def test_wrong_methods_are_405_problems(
     body = assert_problem(response, 405)
     assert method in body["detail"]
     assert "Allow" in response.headers
+
+
+@pytest.mark.parametrize("provider", ["yahoo", "GOOGLEX"])
+def test_sync_with_an_unknown_provider_is_a_400_listing_allowed_values(
+    client: FlaskClient, auth: dict[str, str], provider: str
+) -> None:
+    body = assert_problem(client.post(f"{BASE}/{provider}/sync", headers=auth), 400)
+    assert body["allowedValues"] == ["GOOGLE", "OUTLOOK"]
+
+
+def test_sync_of_a_provider_not_connected_is_a_404_problem(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    body = assert_problem(client.post(f"{BASE}/outlook/sync", headers=auth), 404)
+    assert "not connected" in body["detail"]
 
 
 @pytest.mark.parametrize("path", ["/api/v1/nothing", f"{BASE}/yahoo/authorize", "/"])

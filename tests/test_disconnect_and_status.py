@@ -183,8 +183,8 @@ def test_disconnect_keeps_crm_events_and_reconnect_duplicates_nothing(
         "/api/v1/crm/calendar/events",
         json={
             "title": "Made in CRM",
-            "start": "2026-12-09T10:00:00Z",
-            "end": "2026-12-09T11:00:00Z",
+            "start": f"{p.day(2)}T10:00:00Z",
+            "end": f"{p.day(2)}T11:00:00Z",
         },
         headers=headers,
     )

@@ -14,6 +14,8 @@ SEED_OPERATIONS = {
     "/crm/calendar/connections/outlook/callback": "get",
     "/crm/calendar/connections/status": "get",
     "/crm/calendar/connections/{provider}/disconnect": "delete",
+    "/crm/calendar/connections/{provider}/sync": "post",
+    "/crm/calendar/connections/sync-if-stale": "post",
 }
 
 
@@ -52,6 +54,16 @@ def test_seed_field_names(spec: dict[str, Any]) -> None:
     } <= set(status)
     assert status["provider"]["enum"] == ["GOOGLE", "OUTLOOK"]
     assert status["lastSyncStatus"]["enum"] == ["PENDING", "IN_PROGRESS", "SUCCESS", "FAILED"]
+    result = schemas["SyncResult"]["properties"]
+    assert {
+        "provider",
+        "success",
+        "error",
+        "eventsCreated",
+        "eventsUpdated",
+        "eventsDeleted",
+        "eventsPushed",
+    } <= set(result)
     callback = spec["paths"]["/crm/calendar/connections/google/callback"]["get"]
     assert {"code", "state"} <= {param["name"] for param in callback["parameters"]}
     disconnect = spec["paths"]["/crm/calendar/connections/{provider}/disconnect"]

@@ -242,11 +242,16 @@ class GraphCalendarClient:
 
     def update(self, external_id: str, payload: EventPayload, etag: str | None) -> RemoteEvent:
         """Patch the event (an occurrence patched becomes an exception)."""
+        headers = dict(self._headers)
+        if etag:
+            # Only if Graph still has the version we know (its @odata.etag is W/"changeKey"):
+            # otherwise a 412 lets the caller re-read and resolve instead of overwriting.
+            headers["If-Match"] = f'W/"{etag}"'
         response = self._session.request(
             "PATCH",
             f"{self._base}/me/events/{quote(external_id)}",
             json=event_to_graph(payload, create=False),
-            headers=self._headers,
+            headers=headers,
         )
         if response.status_code == 404:
             raise RemoteGone(external_id)

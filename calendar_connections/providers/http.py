@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -25,6 +25,12 @@ class BoundedRetry(Retry):
     def get_retry_after(self, response: Any) -> float | None:
         value = super().get_retry_after(response)
         return None if value is None else min(value, self.max_retry_after)
+
+    def new(self, **kw: Any) -> Self:
+        # urllib3 sleeps on the copy each retry makes: carry the cap over to it.
+        retry = super().new(**kw)
+        retry.max_retry_after = self.max_retry_after
+        return retry
 
 
 @dataclass(frozen=True)

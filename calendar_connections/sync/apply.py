@@ -204,6 +204,11 @@ class Puller:
             self.session.delete(link)
             return
         self.session.delete(link)
+        if event.series_id is not None and event.original_start is not None:
+            # A moved instance deleted: its slot is cancelled too, or the series shows it again.
+            series = self.session.get(CalendarEvent, event.series_id)
+            if series is not None:
+                self.add_exdate(series, event.original_start)
         self.delete_event(event, except_link=link)
 
     def delete_event(self, event: CalendarEvent, except_link: EventLink | None = None) -> None:
@@ -235,14 +240,18 @@ class Puller:
         link = self.link_for(remote.external_id)
         if link is None:
             tagged = self._tagged_event(remote.crm_uid)
-            if tagged is not None and tagged.deleted_at is None:
-                # Our own event, pushed by a sync that died before recording it.
+            if tagged is not None:
+                # Our own event, pushed by a sync that died before recording it. Unless it
+                # matches the CRM's, which version it holds is unknown: the later modification
+                # decides, so a CRM edit made since is not overwritten by the older copy. A
+                # tombstone is linked too, so that the push deletes this copy.
+                same = remote.fields == fields_of(tagged) and tagged.deleted_at is None
                 link = EventLink(
                     connection_id=self.connection.id,
                     event_id=tagged.id,
                     external_id=remote.external_id,
                     kind=LINK_EVENT,
-                    synced_version=tagged.version,
+                    synced_version=tagged.version if same else 0,
                 )
                 self.session.add(link)
                 link.event = tagged

@@ -23,7 +23,7 @@ from . import lease
 from .apply import Counts, Puller
 from .outlook import OutlookSeries
 from .push import Pusher
-from .reconcile import remove_unlisted
+from .reconcile import check_unlisted_inserts, remove_unlisted
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +233,9 @@ def _pull(
         if series is not None:
             series.after_full_listing(start, end)
         remove_unlisted(puller, start, end)
+    elif series is not None:
+        # A Graph delta reports no removal of an item it never listed (Google lists them all).
+        check_unlisted_inserts(puller, client)
     # Saved last: a sync that dies before this point lists the same changes again.
     connection.sync_cursor = cursor
     session.commit()

@@ -23,8 +23,11 @@ class OutlookSeries:
         """Make sure the series of an occurrence or exception is known, with its latest rule."""
         if remote.cancelled:
             link = self.puller.link_for(remote.external_id)
-            if link is not None and link.kind == "occurrence":
-                master = self.puller.link_for_event(link.event_id)
+            series_id = None  # of a removed occurrence, or of a removed moved instance
+            if link is not None:
+                series_id = link.event_id if link.kind == "occurrence" else link.event.series_id
+            if series_id is not None:
+                master = self.puller.link_for_event(series_id)
                 if master is not None:
                     # A deleted series removes all its occurrences: read the master first, so
                     # a series gone whole is deleted once, not excluded occurrence by occurrence.

@@ -24,6 +24,7 @@ from ..providers.types import (
     WriteConflict,
 )
 from .apply import Puller, assign_fields, fields_of, occurrence_key
+from .reconcile import UNLISTED
 from .recurrence import exdates
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,14 @@ class Pusher:
             payload.original_start = event.original_start
         return payload
 
-    def _record(self, event: CalendarEvent, link: EventLink | None, remote: RemoteEvent) -> None:
+    def _record(
+        self,
+        event: CalendarEvent,
+        link: EventLink | None,
+        remote: RemoteEvent,
+        *,
+        inserted: bool = False,
+    ) -> None:
         if link is None:
             link = self.puller.link_for(remote.external_id)
         if link is None:
@@ -129,7 +137,8 @@ class Pusher:
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
         link.synced_version = event.version
-        link.seen_round = self.puller.round
+        # An inserted event waits for a listing to show it (see check_unlisted_inserts).
+        link.seen_round = UNLISTED if inserted else self.puller.round
         self.counts.pushed += 1
 
     def _insert(self, event: CalendarEvent, payload: EventPayload) -> None:
@@ -142,7 +151,7 @@ class Pusher:
             self._record(event, occurrence, remote)
             return
         remote = self.client.insert(payload)
-        self._record(event, None, remote)
+        self._record(event, None, remote, inserted=True)
 
     def _update(self, event: CalendarEvent, link: EventLink, payload: EventPayload) -> None:
         remote: RemoteEvent | None

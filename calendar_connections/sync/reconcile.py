@@ -7,11 +7,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from ..models import LINK_OCCURRENCE, CalendarEvent, EventLink
+from ..models import LINK_EVENT, LINK_OCCURRENCE, CalendarEvent, EventLink
+from ..providers.types import CalendarClient, RemoteGone
 from .apply import Puller, occurrence_key, parse_occurrence_key
 from .recurrence import RecurrenceError, occurrences
 
 log = logging.getLogger(__name__)
+
+# The ``seen_round`` of a link to an event the push created: no listing has shown it yet.
+UNLISTED = 0
 
 
 def in_window(event: CalendarEvent, start: datetime, end: datetime) -> bool:
@@ -41,7 +45,15 @@ def remove_unlisted(puller: Puller, start: datetime, end: datetime) -> None:
             EventLink.seen_round < puller.round,
         )
     ).scalars()
-    for link in list(stale):
+    # Series (and single events) first, then moved instances, then occurrences: a series gone
+    # whole is deleted with its instances, not emptied first by an EXDATE per instance.
+    ordered = sorted(
+        stale,
+        key=lambda link: (link.kind == LINK_OCCURRENCE, link.event.series_id is not None, link.id),
+    )
+    for link in ordered:
+        if puller.link_for(link.external_id) is None:
+            continue  # removed with its series above
         if link.kind == LINK_OCCURRENCE:
             moment = parse_occurrence_key(link.original_start) if link.original_start else None
             if isinstance(moment, datetime) and not start <= moment < end:
@@ -84,3 +96,29 @@ def exclude_missing_occurrences(
     for key, value in keys.items():
         if key not in present:
             puller.add_exdate(series, value)
+
+
+def check_unlisted_inserts(puller: Puller, client: CalendarClient) -> None:
+    """After an incremental listing: events the push created that no listing has shown yet.
+
+    A change listing reports what changed since its cursor, and the cursor predates the push:
+    an event we created and its owner deleted before this listing may never be reported
+    (a Graph delta reports removals only of items it had listed). Such links are read once.
+    """
+    unlisted = puller.session.execute(
+        select(EventLink).where(
+            EventLink.connection_id == puller.connection.id,
+            EventLink.kind == LINK_EVENT,
+            EventLink.seen_round == UNLISTED,
+        )
+    ).scalars()
+    for link in list(unlisted):
+        try:
+            remote = client.get(link.external_id)
+        except RemoteGone:
+            puller.remove(link.external_id, None)
+            continue
+        if remote.cancelled:
+            puller.remove(link.external_id, remote.updated)
+        else:
+            link.seen_round = puller.round

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from ..payloads import day, local
 from .conftest import Stack, api, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -78,8 +79,8 @@ def test_readme_walkthrough(stack: Stack) -> None:
         "/crm/calendar/events",
         json={
             "title": "Quarterly review",
-            "start": "2026-12-07T10:00:00+01:00",
-            "end": "2026-12-07T11:00:00+01:00",
+            "start": local(0, 10).isoformat(),
+            "end": local(0, 11).isoformat(),
             "timeZone": "Europe/Berlin",
         },
     )
@@ -127,8 +128,8 @@ def test_scheduler_syncs_a_stale_connection_on_its_own(stack: Stack) -> None:
         f"{stack.sandbox_url}/sandbox/google/{google['accountEmail']}/events",
         json={
             "summary": "Made in Google",
-            "start": {"dateTime": "2026-12-08T09:00:00Z"},
-            "end": {"dateTime": "2026-12-08T09:30:00Z"},
+            "start": {"dateTime": f"{day(1)}T09:00:00Z"},
+            "end": {"dateTime": f"{day(1)}T09:30:00Z"},
         },
         timeout=10,
     )
