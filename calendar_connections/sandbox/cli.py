@@ -47,7 +47,7 @@ def run_command(host: str, port: int) -> None:
             err=True,
         )
     click.echo(f"Provider sandbox on {base_url}")
-    click.echo("Point the service at it with:")
+    click.echo(f"Point the service at it with PROVIDER_SANDBOX_URL={base_url}, which sets:")
     for name, value in service_settings(base_url).items():
         click.echo(f"  {name}={value}")
     run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -23,7 +23,7 @@ from . import lease
 from .apply import Counts, Puller
 from .outlook import OutlookSeries
 from .push import Pusher
-from .reconcile import check_unlisted_inserts, remove_unlisted
+from .reconcile import UnconfirmedLinks, remove_unlisted
 
 log = logging.getLogger(__name__)
 
@@ -216,12 +216,16 @@ def _pull(
     session.commit()
     puller = Puller(session, connection, connection.full_round, counts)
     series = OutlookSeries(puller, client) if isinstance(client, GraphCalendarClient) else None
+    # A Graph delta reports no removal of an item it never listed (Google lists them all).
+    unlisted = UnconfirmedLinks.load(puller) if series is not None and not full else None
     cursor: str | None = None
     for number, page in enumerate(client.list_changes(connection.sync_cursor, start, end)):
         for remote in page.items:
             if series is not None:
                 series.before(remote)
             puller.apply(remote)
+        if unlisted is not None:
+            unlisted.hold()
         session.commit()  # each page's changes are durable before the next page is read
         if not lease.renew(session, connection.id, owner, settings.lease_ttl):
             raise lease.LeaseLost(connection.id)
@@ -233,9 +237,8 @@ def _pull(
         if series is not None:
             series.after_full_listing(start, end)
         remove_unlisted(puller, start, end)
-    elif series is not None:
-        # A Graph delta reports no removal of an item it never listed (Google lists them all).
-        check_unlisted_inserts(puller, client)
+    elif unlisted is not None:
+        unlisted.check(client)
     # Saved last: a sync that dies before this point lists the same changes again.
     connection.sync_cursor = cursor
     session.commit()

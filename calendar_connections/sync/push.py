@@ -137,7 +137,7 @@ class Pusher:
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
         link.synced_version = event.version
-        # An inserted event waits for a listing to show it (see check_unlisted_inserts).
+        # An inserted event waits for a listing to show it (see reconcile.UnconfirmedLinks).
         link.seen_round = UNLISTED if inserted else self.puller.round
         self.counts.pushed += 1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -98,27 +99,65 @@ def exclude_missing_occurrences(
             puller.add_exdate(series, value)
 
 
-def check_unlisted_inserts(puller: Puller, client: CalendarClient) -> None:
-    """After an incremental listing: events the push created that no listing has shown yet.
+@dataclass
+class UnconfirmedLinks:
+    """Events no saved cursor has shown yet, checked after an incremental (Graph) listing.
 
-    A change listing reports what changed since its cursor, and the cursor predates the push:
-    an event we created and its owner deleted before this listing may never be reported
-    (a Graph delta reports removals only of items it had listed). Such links are read once.
+    A Graph delta reports no removal of an item it never listed: an event the push created
+    after the cursor was issued, or one a listing killed before saving its cursor created in
+    the CRM, and deleted by its owner before the next listing, would stay in the CRM. Such
+    links stay ``UNLISTED`` until a listing shows them and its cursor is saved; those the
+    listing did not show are read once.
     """
-    unlisted = puller.session.execute(
-        select(EventLink).where(
-            EventLink.connection_id == puller.connection.id,
-            EventLink.kind == LINK_EVENT,
-            EventLink.seen_round == UNLISTED,
+
+    puller: Puller
+    confirmed: set[int]  # links some saved cursor has shown, when the listing began
+    unlisted: set[int]
+    listed: set[int] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, puller: Puller) -> UnconfirmedLinks:
+        """The connection's links, before an incremental listing."""
+        rows = puller.session.execute(
+            select(EventLink.id, EventLink.seen_round).where(
+                EventLink.connection_id == puller.connection.id, EventLink.kind == LINK_EVENT
+            )
+        ).all()
+        return cls(
+            puller,
+            confirmed={link_id for link_id, seen in rows if seen != UNLISTED},
+            unlisted={link_id for link_id, seen in rows if seen == UNLISTED},
         )
-    ).scalars()
-    for link in list(unlisted):
-        try:
-            remote = client.get(link.external_id)
-        except RemoteGone:
-            puller.remove(link.external_id, None)
-            continue
-        if remote.cancelled:
-            puller.remove(link.external_id, remote.updated)
-        else:
-            link.seen_round = puller.round
+
+    def hold(self) -> None:
+        """Before a page is committed: the links it showed or created stay unconfirmed."""
+        session = self.puller.session
+        shown = session.execute(
+            select(EventLink.id).where(
+                EventLink.connection_id == self.puller.connection.id,
+                EventLink.kind == LINK_EVENT,
+                EventLink.seen_round != UNLISTED,
+            )
+        ).scalars()
+        for link_id in set(shown) - self.confirmed:
+            link = session.get(EventLink, link_id)
+            assert link is not None
+            self.listed.add(link_id)
+            link.seen_round = UNLISTED
+
+    def check(self, client: CalendarClient) -> None:
+        """After the last page, with the cursor: confirm the links listed, read the others."""
+        for link_id in sorted(self.unlisted | self.listed):
+            link = self.puller.session.get(EventLink, link_id)
+            if link is None:
+                continue  # removed by the listing
+            if link_id not in self.listed and link.seen_round == UNLISTED:
+                try:
+                    remote = client.get(link.external_id)
+                except RemoteGone:
+                    self.puller.remove(link.external_id, None)
+                    continue
+                if remote.cancelled:
+                    self.puller.remove(link.external_id, remote.updated)
+                    continue
+            link.seen_round = self.puller.round
