@@ -298,8 +298,7 @@ def test_event_deleted_by_the_owner_before_a_saved_listing_showed_it_is_deleted_
     origin: str,
     killed: bool,
 ) -> None:
-    """An event no saved cursor has listed yet (pushed, or pulled by a killed listing) and
-    deleted by its owner is deleted in the CRM: Graph's delta never reports it removed."""
+    """An event no saved cursor listed yet, deleted by its owner, is deleted in the CRM too."""
     connect(client, auth, side)
     sync(client, auth, side)
     if origin == "crm":
