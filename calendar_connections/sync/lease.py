@@ -12,7 +12,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import CalendarConnection, utcnow
@@ -42,6 +42,22 @@ def claim(session: Session, connection_id: int, owner: str, ttl: timedelta) -> b
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
+def stale_since(cutoff: datetime) -> ColumnElement[bool]:
+    """Never synced, or last synced before ``cutoff``."""
+    return or_(
+        CalendarConnection.last_sync_at.is_(None),
+        CalendarConnection.last_sync_at < cutoff,
+    )
+
+
+# Never synced first, then the longest unsynced.
+OLDEST_SYNC_FIRST = (
+    CalendarConnection.last_sync_at.is_not(None),
+    CalendarConnection.last_sync_at,
+    CalendarConnection.id,
+)
+
+
 def claim_stale(
     session: Session,
     *,
@@ -58,19 +74,12 @@ def claim_stale(
     another scheduler has just synced is not synced again in the same round.
     """
     now = utcnow()
-    stale = or_(
-        CalendarConnection.last_sync_at.is_(None),
-        CalendarConnection.last_sync_at < stale_before,
-    )
+    stale = stale_since(stale_before)
     free = or_(CalendarConnection.lease_owner.is_(None), CalendarConnection.lease_expires_at < now)
     candidates = (
         select(CalendarConnection.id)
         .where(CalendarConnection.connected.is_(True), stale, free)
-        .order_by(
-            CalendarConnection.last_sync_at.is_not(None),
-            CalendarConnection.last_sync_at,
-            CalendarConnection.id,
-        )
+        .order_by(*OLDEST_SYNC_FIRST)
         .limit(limit)
     )
     if session.get_bind().dialect.name != "postgresql":

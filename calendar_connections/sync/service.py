@@ -6,12 +6,13 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..crypto import TokenCipher
 from ..models import CalendarConnection, Provider, utcnow
 from .engine import PageHook, SyncResult, SyncSettings, provider_client, sync_connection
+from .lease import OLDEST_SYNC_FIRST, stale_since
 
 
 class NotConnected(Exception):
@@ -68,20 +69,11 @@ def stale_connections(
     """Connected connections never synced or last synced longer ago than ``stale_after``,
     oldest first."""
     query = select(CalendarConnection).where(
-        CalendarConnection.connected.is_(True),
-        or_(
-            CalendarConnection.last_sync_at.is_(None),
-            CalendarConnection.last_sync_at < utcnow() - stale_after,
-        ),
+        CalendarConnection.connected.is_(True), stale_since(utcnow() - stale_after)
     )
     if user_id is not None:
         query = query.where(CalendarConnection.user_id == user_id)
-    query = query.order_by(
-        CalendarConnection.last_sync_at.is_not(None),
-        CalendarConnection.last_sync_at,
-        CalendarConnection.id,
-    )
-    return list(session.execute(query).scalars())
+    return list(session.execute(query.order_by(*OLDEST_SYNC_FIRST)).scalars())
 
 
 def stale_after(config: Mapping[str, Any]) -> timedelta:
