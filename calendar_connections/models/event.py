@@ -14,6 +14,12 @@ ORIGIN_CRM = "CRM"
 LINK_EVENT = "event"
 LINK_OCCURRENCE = "occurrence"
 
+# The longest text the CRM stores, the same on SQLite and PostgreSQL: the API refuses more
+# (422) and the sync cuts provider text to it. Documented in README ("Limits").
+TITLE_MAX_LENGTH = 1024
+LOCATION_MAX_LENGTH = 1024
+DESCRIPTION_MAX_LENGTH = 65536
+
 
 def new_uid() -> str:
     """A stable, provider-safe identifier (hex is valid base32hex for Google ids)."""
@@ -36,9 +42,9 @@ class CalendarEvent(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)
     user_id: Mapped[str] = mapped_column(String(255))
-    title: Mapped[str] = mapped_column(String(1024), default="")
+    title: Mapped[str] = mapped_column(String(TITLE_MAX_LENGTH), default="")
     description: Mapped[str | None] = mapped_column(Text)
-    location: Mapped[str | None] = mapped_column(String(1024))
+    location: Mapped[str | None] = mapped_column(String(LOCATION_MAX_LENGTH))
     all_day: Mapped[bool] = mapped_column(default=False)
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
