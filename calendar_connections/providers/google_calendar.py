@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -21,6 +22,7 @@ from .types import (
     RemoteGone,
     SyncCursorExpired,
     WriteConflict,
+    translate_items,
 )
 
 MAX_PAGE_SIZE = 2500  # the largest page events.list allows
@@ -76,7 +78,7 @@ def event_from_google(item: dict[str, Any], default_zone: str | None = None) -> 
         updated=_parse_instant(item["updated"]) if item.get("updated") else None,
         series_external_id=item.get("recurringEventId"),
         original_start=original_date or original_at,
-        crm_uid=private.get(TAG),
+        crm_tag=private.get(TAG),
     )
 
 
@@ -99,7 +101,7 @@ def event_to_google(payload: EventPayload) -> dict[str, Any]:
         "start": _time_node(fields.start, fields.time_zone),
         "end": _time_node(fields.end, fields.time_zone),
         "status": fields.status,
-        "extendedProperties": {"private": {TAG: payload.uid}},
+        "extendedProperties": {"private": {TAG: payload.tag}},
     }
     if payload.series_external_id is None:
         body["recurrence"] = list(fields.recurrence or [])
@@ -145,12 +147,14 @@ class GoogleCalendarClient:
             raise_for_status(response, self.provider, "list events")
             body = response.json()
             zone = body.get("timeZone") or zone
-            items = [event_from_google(item, zone) for item in body.get("items", [])]
+            items, unreadable = translate_items(
+                body.get("items", []), partial(event_from_google, default_zone=zone)
+            )
             token = body.get("nextPageToken")
             if not token:
-                yield Page(items=items, cursor=body.get("nextSyncToken"))
+                yield Page(items, body.get("nextSyncToken"), unreadable)
                 return
-            yield Page(items=items)
+            yield Page(items, None, unreadable)
             params = {k: v for k, v in params.items() if k != "pageToken"} | {"pageToken": token}
 
     def get(self, external_id: str) -> RemoteEvent:
