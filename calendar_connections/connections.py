@@ -28,9 +28,14 @@ from .models import (
 from .providers.accounts import fetch_account, oauth_config
 from .providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
 from .providers.http import OAuthClientConfig, oauth_session, translate_oauth_error
+from .sync import lease
+from .sync.engine import SyncAlreadyRunning
 from .token_store import load_token, save_token
 
 log = logging.getLogger(__name__)
+
+# How long a disconnect holds the sync lease while it revokes and forgets (freed with the row).
+DISCONNECT_LEASE = timedelta(seconds=60)
 
 
 class AuthorizationStateError(Exception):
@@ -262,6 +267,10 @@ def disconnect(
     connection = find_connection(session, user_id, provider)
     if connection is None:
         return False
+    # A running sync holds the lease: disconnecting under it would orphan the event it is
+    # writing. The caller gets a 409 and tries again once the sync is done (seconds).
+    if not lease.claim(session, connection.id, lease.new_owner(), DISCONNECT_LEASE):
+        raise SyncAlreadyRunning(connection.id)
     oauth = oauth_config(provider, config)
     token = load_token(connection, cipher)
     if token and oauth.revoke_url:

@@ -328,7 +328,17 @@ class Puller:
         if remote.etag and link.etag == remote.etag:
             return  # our own write coming back, or nothing new
         if event.deleted_at is not None:
-            return  # deleted in the CRM: the push deletes it at the provider
+            if not self._edited_after_delete(event, link, remote):
+                return  # deleted in the CRM: the push deletes it at the provider
+            # Changed at the provider after the CRM deleted it: the later change wins.
+            event.deleted_at = None
+            incoming = storable_fields(remote.fields)
+            incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
+            assign_fields(event, incoming)
+            self._pulled_change(event, link, remote.updated)
+            self.counts.updated += 1
+            link.etag, link.remote_updated_at = remote.etag, remote.updated
+            return
         unsynced = event.version > link.synced_version
         if unsynced and not (remote.updated and remote.updated > event.updated_at):
             link.etag = remote.etag  # the CRM's later change wins: the push overwrites
@@ -342,6 +352,14 @@ class Puller:
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
         link.synced_version = event.version
+
+    @staticmethod
+    def _edited_after_delete(event: CalendarEvent, link: EventLink, remote: RemoteEvent) -> bool:
+        """Whether the provider changed an event we know (not a copy found by its tag) after
+        the CRM deleted it."""
+        assert event.deleted_at is not None
+        known = link.synced_version > 0 and link.etag is not None
+        return known and remote.updated is not None and remote.updated > event.deleted_at
 
     def _create(self, remote: RemoteEvent) -> None:
         series: CalendarEvent | None = None
