@@ -5,13 +5,31 @@ in one round, or a round spread over several pages, is applied exactly once."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from calendar_connections.extensions import db
+from calendar_connections.models import CalendarConnection
 
 from . import payloads as p
+from .sandbox_fixtures import (
+    OUTLOOK,
+    SIDES,
+    Sandbox,
+    Side,
+    Timing,
+    crm_items,
+    crm_views,
+    sandbox_config,
+    sync,
+)
+from .sandbox_fixtures import connect as connect_sandbox
 from .test_connect import GOOGLE, connect
 from .test_sync_google import Harness, gevent, page
 
@@ -99,3 +117,119 @@ def test_other_google_403s_are_not_retried(g: Harness, slept: list[float], reaso
 
     assert len(g.calls("GET")) == 1 and slept == []
     assert result["success"] is False and "refused to list events (HTTP 403)" in result["error"]
+
+
+# --- against the provider sandbox -------------------------------------------------------------
+
+
+@pytest.fixture
+def sandboxed(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(**sandbox_config())
+
+
+@pytest.fixture
+def sandbox(http: responses.RequestsMock) -> Sandbox:
+    return Sandbox.mount(http)
+
+
+@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
+def side(request: pytest.FixtureRequest) -> Side:
+    return request.param  # type: ignore[no-any-return]
+
+
+def soon(hours: int) -> Timing:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
+    return Timing(start, start + timedelta(hours=1))
+
+
+def stored_cursor(app: Flask, side: Side) -> str:
+    with app.app_context():
+        cursor = db.session.execute(
+            select(CalendarConnection.sync_cursor).where(CalendarConnection.provider == side.name)
+        ).scalar_one()
+    assert cursor
+    return str(cursor)
+
+
+def delta_requests(sandbox: Sandbox) -> list[dict[str, Any]]:
+    return [e for e in sandbox.requests() if e["path"].endswith("/calendarView/delta")]
+
+
+EXPIRED_DELTA = {
+    "410": (410, "syncStateNotFound"),
+    "400-resyncRequired": (400, "resyncRequired"),
+    "404-syncStateNotFound": (404, "syncStateNotFound"),
+    "400-SyncStateInvalid": (400, "SyncStateInvalid"),
+    "403-syncstatenotfound": (403, "syncstatenotfound"),
+}
+
+
+@pytest.mark.parametrize("status, code", EXPIRED_DELTA.values(), ids=list(EXPIRED_DELTA))
+def test_graph_expired_delta_link_restarts_the_reconciling_full_listing(
+    sandboxed: Flask, auth: dict[str, str], sandbox: Sandbox, status: int, code: str
+) -> None:
+    client = sandboxed.test_client()
+    connect_sandbox(client, auth, OUTLOOK)
+    kept = sandbox.create(OUTLOOK, OUTLOOK.body("Kept", soon(30), "k1"))
+    dropped = sandbox.create(OUTLOOK, OUTLOOK.body("Dropped", soon(32), "k2"))
+    assert sync(client, auth, OUTLOOK)["eventsCreated"] == 2
+    sandbox.delete(OUTLOOK, dropped["id"])
+    sandbox.create(OUTLOOK, OUTLOOK.body("Added", soon(34), "k3"))
+    sandbox.call("DELETE", "/requests", status=204)
+    body = {"error": {"code": code, "message": "The sync state is gone; resync."}}
+    sandbox.fault(method="GET", path="/calendarView/delta", status=status, body=body)
+
+    result = sync(client, auth, OUTLOOK)
+
+    first, *rest = delta_requests(sandbox)
+    assert first["status"] == status and "deltatoken=" in first["query"]
+    assert rest and "startDateTime" in rest[0]["query"]  # a fresh window: the full listing
+    assert (result["eventsCreated"], result["eventsDeleted"]) == (1, 1)
+    assert crm_views(client, auth) == sandbox.views(OUTLOOK)
+    assert kept["id"] in {item["sources"]["OUTLOOK"] for item in crm_items(client, auth)}
+
+
+def listing_page(side: Side, items: list[dict[str, Any]], *, more: str | None, last: str | None):
+    """A listing page (Google events.list or a Graph delta page) of ``items``."""
+    if side.name == "GOOGLE":
+        page_body: dict[str, Any] = {"kind": "calendar#events", "items": items}
+        if more:
+            page_body["nextPageToken"] = more
+        else:
+            page_body["nextSyncToken"] = last
+        return page_body
+    link = {"@odata.nextLink": more} if more else {"@odata.deltaLink": last}
+    return {"value": items, **link}
+
+
+def test_an_item_listed_twice_across_pages_of_one_round_is_applied_once(
+    sandboxed: Flask, auth: dict[str, str], sandbox: Sandbox, side: Side
+) -> None:
+    """One incremental round of two pages lists A twice on page 1 and again on page 2."""
+    client = sandboxed.test_client()
+    connect_sandbox(client, auth, side)
+    assert sync(client, auth, side)["eventsCreated"] == 0
+    cursor = stored_cursor(sandboxed, side)
+    a = sandbox.create(side, side.body("Alpha", soon(30), "ka"))
+    b = sandbox.create(side, side.body("Beta", soon(32), "kb"))
+    a, b = sorted(sandbox.items(side), key=lambda item: side.view(item).title)
+    listing = "/calendarView/delta" if side.name == "OUTLOOK" else f"/{side.email}/events"
+    second = "page-2" if side.name == "GOOGLE" else cursor.split("?")[0] + "?$skiptoken=page-2"
+    for body in (
+        listing_page(side, [a, a], more=second, last=None),
+        listing_page(side, [b, a], more=None, last=cursor),
+    ):
+        sandbox.fault(method="GET", path=listing, status=200, body=body)
+    sandbox.call("DELETE", "/requests", status=204)
+
+    result = sync(client, auth, side)
+
+    assert [e["status"] for e in sandbox.requests() if e["fault"]] == [200, 200]  # both pages
+    assert (result["eventsCreated"], result["eventsUpdated"], result["eventsDeleted"]) == (2, 0, 0)
+    assert result["eventsPushed"] == 0
+    assert crm_views(client, auth) == sandbox.views(side)
+    sources = sorted(item["sources"][side.name] for item in crm_items(client, auth))
+    assert sources == sorted([a["id"], b["id"]])
+    again = sync(client, auth, side)  # the same changes listed again by the real cursor
+    assert (again["eventsCreated"], again["eventsUpdated"], again["eventsDeleted"]) == (0, 0, 0)
+    assert crm_views(client, auth) == sandbox.views(side)
