@@ -26,7 +26,12 @@ from .models import (
     utcnow,
 )
 from .providers.accounts import fetch_account, oauth_config
-from .providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
+from .providers.errors import (
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+    TokenUnreadable,
+)
 from .providers.http import OAuthClientConfig, oauth_session, translate_oauth_error
 from .sync import lease
 from .sync.engine import SyncAlreadyRunning
@@ -272,7 +277,11 @@ def disconnect(
     if not lease.claim(session, connection.id, lease.new_owner(), DISCONNECT_LEASE):
         raise SyncAlreadyRunning(connection.id)
     oauth = oauth_config(provider, config)
-    token = load_token(connection, cipher)
+    try:
+        token = load_token(connection, cipher)
+    except TokenUnreadable:
+        token = None  # nothing to revoke with; forgetting the connection still works
+        log.warning("disconnect of %s: the stored token is unreadable, not revoked", provider.value)
     if token and oauth.revoke_url:
         _revoke(provider, oauth, token)
     _forget_provider_copies(session, connection)

@@ -27,6 +27,8 @@ from .types import (
 
 MAX_PAGE_SIZE = 2500  # the largest page events.list allows
 TAG = "crmEventId"
+# Every write: the people invited to an event get no mail because the CRM synced it.
+WRITE_PARAMS = {"sendUpdates": "none"}
 
 
 def _parse_instant(value: str) -> datetime:
@@ -171,7 +173,7 @@ class GoogleCalendarClient:
             target = instance_id(payload.series_external_id, payload.original_start)
             return self.update(target, payload, None)
         body = event_to_google(payload) | {"id": payload.uid}
-        response = self._session.request("POST", self._events_url, json=body)
+        response = self._session.request("POST", self._events_url, params=WRITE_PARAMS, json=body)
         if response.status_code == 409:
             # Inserted before (a retry, or a sync that died before recording it): take it over.
             return self.update(payload.uid, payload, None)
@@ -184,6 +186,7 @@ class GoogleCalendarClient:
         response = self._session.request(
             "PATCH",
             f"{self._events_url}/{quote(external_id)}",
+            params=WRITE_PARAMS,
             json=event_to_google(payload),
             headers=headers,
         )
@@ -196,7 +199,9 @@ class GoogleCalendarClient:
 
     def delete(self, external_id: str) -> None:
         """Delete; already deleted (404/410) is fine."""
-        response = self._session.request("DELETE", f"{self._events_url}/{quote(external_id)}")
+        response = self._session.request(
+            "DELETE", f"{self._events_url}/{quote(external_id)}", params=WRITE_PARAMS
+        )
         if response.status_code in (404, 410):
             return
         raise_for_status(response, self.provider, "delete an event")

@@ -179,12 +179,14 @@ class GraphCalendarClient:
 
     def _get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         response = self._session.request("GET", url, params=params, headers=self._headers)
-        if response.status_code == 404:
-            raise RemoteGone(url)
-        if response.status_code == 410 or (
-            response.status_code == 400 and (error_reason(response) or "").lower() in RESYNC_CODES
+        status = response.status_code
+        # An expired delta link: 410, or any 4xx (400, 404...) whose code asks for a resync.
+        if status == 410 or (
+            400 <= status < 500 and (error_reason(response) or "").lower() in RESYNC_CODES
         ):
             raise SyncCursorExpired("Graph asked for a full resync")
+        if status == 404:
+            raise RemoteGone(url)
         raise_for_status(response, self.provider, "read events")
         body: dict[str, Any] = response.json()
         return body
