@@ -12,6 +12,7 @@ from typing import Any
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
+from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -198,9 +199,14 @@ def complete_authorization(
     oauth = oauth_config(provider, config)
     _require_credentials(provider, oauth)
     pending = consume_state(session, state=state, user_id=user_id, provider=provider)
-    verifier = cipher.decrypt(pending.code_verifier_encrypted)
     redirect_uri = pending.redirect_uri
     session.commit()
+    try:
+        verifier = cipher.decrypt(pending.code_verifier_encrypted)
+    except InvalidToken:  # its key was retired during the authorization
+        raise AuthorizationStateError(
+            "This authorization can no longer be completed: start it again."
+        ) from None
 
     if error:
         raise AuthorizationDenied(error, error_description)

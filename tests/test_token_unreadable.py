@@ -18,7 +18,7 @@ from calendar_connections.models import CalendarConnection, OAuthToken
 from calendar_connections.token_store import load_token
 
 from .conftest import ENCRYPTION_KEY
-from .test_connect import BASE, GOOGLE, OUTLOOK, Case, case, connect
+from .test_connect import BASE, GOOGLE, OUTLOOK, Case, authorize, case, connect
 
 __all__ = ["case"]  # the GOOGLE/OUTLOOK fixture
 
@@ -59,6 +59,7 @@ def test_unreadable_token_fails_the_sync_asking_to_reconnect(
     state = status_of(rekeyed, auth, case)
     assert state["connected"] is False and state["lastSyncStatus"] == "FAILED"
     assert state["lastSyncError"] == result["error"]
+    assert "encryption key was retired" in result["error"]  # the cause, not a revoked grant
 
 
 def test_disconnect_with_an_unreadable_token_forgets_the_connection(
@@ -120,3 +121,23 @@ def test_rotate_keys_skips_and_reports_an_unreadable_token(
         ).scalar_one()
         token = load_token(google, get_cipher())
         assert token is not None and token["refresh_token"] == "1//refresh-1"
+
+
+def test_a_callback_whose_verifier_key_was_retired_asks_to_start_again(
+    client: FlaskClient,
+    auth: dict[str, str],
+    http: responses.RequestsMock,
+    make_app: Callable[..., Flask],
+    case: Case,
+) -> None:
+    """The key changed between authorize and callback: a 400 problem, no code exchange."""
+    state = authorize(client, auth, case)["state"]
+    rekeyed = app_without_the_old_key(make_app).test_client()
+    calls_before = len(http.calls)
+
+    response = rekeyed.get(f"{BASE}/{case.slug}/callback?code=c&state={state}", headers=auth)
+
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert "start it again" in response.json["detail"]
+    assert len(http.calls) == calls_before
+    assert rows(make_app(), CalendarConnection) == 0

@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from ..crypto import TokenCipher
 from ..models import CalendarConnection, Provider, SyncStatus, utcnow
 from ..providers.accounts import api_base_url
-from ..providers.errors import ProviderError, ProviderGrantError
+from ..providers.errors import ProviderError, ProviderGrantError, TokenUnreadable
 from ..providers.google_calendar import GoogleCalendarClient
 from ..providers.graph_calendar import GraphCalendarClient
 from ..providers.session import ProviderSession
@@ -144,12 +144,16 @@ def sync_connection(
             connection.last_sync_at = utcnow()
             result.success = True
             result.error = connection.last_sync_error
-        except ProviderGrantError:
+        except ProviderGrantError as exc:
             session.rollback()
             connection.connected = False
             connection.last_sync_status = SyncStatus.FAILED.value
             label = connection.provider_enum.label
-            connection.last_sync_error = RECONNECT_MESSAGE.format(label=label)
+            connection.last_sync_error = (
+                exc.message
+                if isinstance(exc, TokenUnreadable)
+                else RECONNECT_MESSAGE.format(label=label)
+            )
             result.error = connection.last_sync_error
         except (ProviderError, lease.LeaseLost) as exc:
             session.rollback()
