@@ -129,18 +129,6 @@ def holds(session: Session, connection_id: int, owner: str) -> bool:
     )
 
 
-def renew(session: Session, connection_id: int, owner: str, ttl: timedelta) -> bool:
-    """Extend a lease we hold; commits. False when it was lost (expired and taken)."""
-    result = session.execute(
-        update(CalendarConnection)
-        .where(CalendarConnection.id == connection_id, CalendarConnection.lease_owner == owner)
-        .values(lease_expires_at=utcnow() + ttl)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
 def release(session: Session, connection_id: int, owner: str) -> None:
     """Give the lease back, if we still hold it; commits."""
     session.execute(
