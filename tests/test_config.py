@@ -24,7 +24,13 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def production(tmp_path: Path, **config: object) -> dict[str, object]:
-    return {"APP_ENV": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite", **config}
+    return {
+        "APP_ENV": "production",
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite",
+        "GOOGLE_REDIRECT_URI": "https://crm.example.test/oauth/google",
+        "OUTLOOK_REDIRECT_URI": "https://crm.example.test/oauth/outlook",
+        **config,
+    }
 
 
 @pytest.mark.parametrize(
