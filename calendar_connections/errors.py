@@ -44,6 +44,9 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Dict(
         metadata={"description": "Per-field validation messages (422 only)"},
     )
+    allowedValues = ma.fields.List(
+        ma.fields.String(), metadata={"description": "The values a path segment may take"}
+    )
     requestId = ma.fields.String(
         metadata={"description": "The request's X-Request-ID, to quote when reporting it"}
     )
