@@ -141,7 +141,18 @@ class Events(MethodView):
             "allDay": {"summary": "An all-day event", "value": ALL_DAY_EXAMPLE},
         },
     )
-    @blp.response(201, EventSchema, headers={"Location": {"schema": {"type": "string"}}})
+    @blp.response(
+        201,
+        EventSchema,
+        headers={
+            "Location": {"schema": {"type": "string"}},
+            "Idempotent-Replayed": {
+                "description": "`true` when this is the stored answer to an earlier request "
+                "with the same Idempotency-Key",
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        },
+    )
     def post(self, data: dict[str, Any], idempotency_key: str | None = None) -> Response:
         """Create an event"""
         return create_once(data, idempotency_key)
