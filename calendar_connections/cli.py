@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from . import connections
 from .auth import issue_token
-from .crypto import get_cipher
+from .crypto import InvalidToken, get_cipher
 from .extensions import db
 from .models import CalendarConnection, OAuthState, OAuthToken, Provider
 from .sandbox.cli import sandbox_cli
@@ -129,12 +129,27 @@ def rotate_keys_command() -> None:
     """Re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEYS."""
     cipher = get_cipher()
     tokens = list(db.session.execute(select(OAuthToken)).scalars())
-    count = rotate_token_keys(tokens, cipher)
+    outcome = rotate_token_keys(tokens, cipher)
     states = list(db.session.execute(select(OAuthState)).scalars())
+    rotated_states = 0
     for state in states:
-        state.code_verifier_encrypted = cipher.rotate(state.code_verifier_encrypted)
+        try:
+            state.code_verifier_encrypted = cipher.rotate(state.code_verifier_encrypted)
+            rotated_states += 1
+        except InvalidToken:
+            pass  # short-lived and useless without its key: it expires on its own
     db.session.commit()
-    click.echo(f"Re-encrypted {count} token(s) and {len(states)} pending authorization(s).")
+    click.echo(
+        f"Re-encrypted {outcome.rotated} token(s) and {rotated_states} pending authorization(s)."
+    )
+    if outcome.unreadable:
+        click.echo(
+            f"Skipped {len(outcome.unreadable)} token(s) no configured key can decrypt; "
+            "these connections must reconnect:",
+            err=True,
+        )
+        for stored in outcome.unreadable:
+            click.echo(f"  {stored.connection.user_id} {stored.connection.provider}", err=True)
 
 
 @calendar_cli.command("status")

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.base_client import OAuthError
+from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,11 +27,21 @@ from .models import (
     utcnow,
 )
 from .providers.accounts import fetch_account, missing_scopes, oauth_config
-from .providers.errors import ProviderError, ProviderNotConfigured, ProviderUnavailable
+from .providers.errors import (
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderUnavailable,
+    TokenUnreadable,
+)
 from .providers.http import OAuthClientConfig, oauth_session, translate_oauth_error
+from .sync import lease
+from .sync.engine import SyncAlreadyRunning
 from .token_store import load_token, save_token
 
 log = logging.getLogger(__name__)
+
+# How long a disconnect holds the sync lease while it revokes and forgets (freed with the row).
+DISCONNECT_LEASE = timedelta(seconds=60)
 
 
 class AuthorizationStateError(Exception):
@@ -199,9 +210,14 @@ def complete_authorization(
     oauth = oauth_config(provider, config)
     _require_credentials(provider, oauth)
     pending = consume_state(session, state=state, user_id=user_id, provider=provider)
-    verifier = cipher.decrypt(pending.code_verifier_encrypted)
     redirect_uri = pending.redirect_uri
     session.commit()
+    try:
+        verifier = cipher.decrypt(pending.code_verifier_encrypted)
+    except InvalidToken:  # its key was retired during the authorization
+        raise AuthorizationStateError(
+            "This authorization can no longer be completed: start it again."
+        ) from None
 
     if error:
         raise AuthorizationDenied(error, error_description)
@@ -295,8 +311,16 @@ def disconnect(
     connection = find_connection(session, user_id, provider)
     if connection is None:
         return False
+    # A running sync holds the lease: disconnecting under it would orphan the event it is
+    # writing. The caller gets a 409 and tries again once the sync is done (seconds).
+    if not lease.claim(session, connection.id, lease.new_owner(), DISCONNECT_LEASE):
+        raise SyncAlreadyRunning(connection.id)
     oauth = oauth_config(provider, config)
-    token = load_token(connection, cipher)
+    try:
+        token = load_token(connection, cipher)
+    except TokenUnreadable:
+        token = None  # nothing to revoke with; forgetting the connection still works
+        log.warning("disconnect of %s: the stored token is unreadable, not revoked", provider.value)
     if token and oauth.revoke_url:
         _revoke(provider, oauth, token)
     _forget_provider_copies(session, connection)

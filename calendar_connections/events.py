@@ -181,14 +181,26 @@ def delete_event(session: Session, user_id: str, event_id: int) -> None:
     now = utcnow()
     if event.series_id is not None:
         _cancel_occurrence(session, event, now)
+    # With a calendar connected, a sync may be writing this event to a provider right now:
+    # a tombstone (never a removed row) lets it see the delete and carry it out.
+    synced = _has_connection(session, user_id)
     kept = False
     for instance in _instances(session, event):
-        kept = _remove(session, instance, now) or kept
+        kept = _remove(session, instance, now, keep=synced) or kept
     # Flushed first: the series row must not go before its instances' rows.
     session.flush()
     # A series row stays while tombstones of its instances do (series_id cascades on delete).
-    _remove(session, event, now, keep=kept)
+    _remove(session, event, now, keep=kept or synced)
     session.flush()
+
+
+def _has_connection(session: Session, user_id: str) -> bool:
+    return (
+        session.scalar(
+            select(CalendarConnection.id).where(CalendarConnection.user_id == user_id).limit(1)
+        )
+        is not None
+    )
 
 
 def _instances(session: Session, series: CalendarEvent) -> Sequence[CalendarEvent]:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .crypto import TokenCipher
+from .crypto import InvalidToken, TokenCipher
 from .models import CalendarConnection, OAuthToken
+from .providers.errors import TokenUnreadable
+
+UNREADABLE_MESSAGE = (
+    "The stored authorization can no longer be read (its encryption key was retired): "
+    "reconnect the calendar."
+)
 
 
 def save_token(connection: CalendarConnection, token: dict[str, Any], cipher: TokenCipher) -> None:
@@ -33,17 +40,28 @@ def save_token(connection: CalendarConnection, token: dict[str, Any], cipher: To
         stored.scopes = scope if isinstance(scope, str) else " ".join(scope)
 
 
+def _decrypt(cipher: TokenCipher, ciphertext: str) -> str:
+    try:
+        return cipher.decrypt(ciphertext)
+    except InvalidToken as exc:
+        raise TokenUnreadable(UNREADABLE_MESSAGE, reason="token_unreadable") from exc
+
+
 def load_token(connection: CalendarConnection, cipher: TokenCipher) -> dict[str, Any] | None:
-    """The connection's token as the dict Authlib expects, or None when there is none."""
+    """The connection's token as the dict Authlib expects, or None when there is none.
+
+    Raises TokenUnreadable (a ProviderGrantError: the user must connect again) when no
+    configured key decrypts it.
+    """
     stored = connection.token
     if stored is None:
         return None
     token: dict[str, Any] = {
-        "access_token": cipher.decrypt(stored.access_token_encrypted),
+        "access_token": _decrypt(cipher, stored.access_token_encrypted),
         "token_type": stored.token_type,
     }
     if stored.refresh_token_encrypted:
-        token["refresh_token"] = cipher.decrypt(stored.refresh_token_encrypted)
+        token["refresh_token"] = _decrypt(cipher, stored.refresh_token_encrypted)
     if stored.expires_at is not None:
         token["expires_at"] = int(stored.expires_at.timestamp())
     if stored.scopes:
@@ -51,10 +69,29 @@ def load_token(connection: CalendarConnection, cipher: TokenCipher) -> dict[str,
     return token
 
 
-def rotate_token_keys(tokens: list[OAuthToken], cipher: TokenCipher) -> int:
-    """Re-encrypt ``tokens`` under the first key; returns how many were rewritten."""
+@dataclass
+class KeyRotation:
+    """What a key rotation did: tokens rewritten, and those no configured key can read."""
+
+    rotated: int = 0
+    unreadable: list[OAuthToken] = field(default_factory=list)
+
+
+def rotate_token_keys(tokens: list[OAuthToken], cipher: TokenCipher) -> KeyRotation:
+    """Re-encrypt ``tokens`` under the first key.
+
+    A token no configured key decrypts is left as it is and reported: one retired key must
+    not stop the rotation of every other token (its connection has to be reconnected).
+    """
+    outcome = KeyRotation()
     for stored in tokens:
-        stored.access_token_encrypted = cipher.rotate(stored.access_token_encrypted)
-        if stored.refresh_token_encrypted:
-            stored.refresh_token_encrypted = cipher.rotate(stored.refresh_token_encrypted)
-    return len(tokens)
+        try:
+            access = cipher.rotate(stored.access_token_encrypted)
+            refresh = stored.refresh_token_encrypted
+            refresh = cipher.rotate(refresh) if refresh else refresh
+        except InvalidToken:
+            outcome.unreadable.append(stored)
+            continue
+        stored.access_token_encrypted, stored.refresh_token_encrypted = access, refresh
+        outcome.rotated += 1
+    return outcome

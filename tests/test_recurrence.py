@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calendar_connections.sync import recurrence
 from calendar_connections.sync.recurrence import (
     MAX_OCCURRENCES,
     RecurrenceError,
@@ -112,7 +113,8 @@ def test_exdates_rejects_bad_values(line: str, fragment: str) -> None:
             START,
         ),
         (["RRULE:FREQ=DAILY;COUNT=3", "EXDATE;VALUE=DATE:20261208"], date(2026, 12, 7)),
-        (["RRULE:FREQ=HOURLY;INTERVAL=6"], START),
+        (["RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;BYDAY=MO"], START),  # rare, but it occurs
+        (["RRULE:FREQ=DAILY;INTERVAL=7;BYDAY=MO"], START),  # START is a Monday
         # A bare-date UNTIL on a timed series is read as "through that day".
         (["RRULE:FREQ=DAILY;UNTIL=20270101"], START),
         (["RRULE:FREQ=DAILY;UNTIL=20270101T000000Z"], date(2026, 12, 7)),
@@ -145,6 +147,18 @@ def test_validate_accepts_good_recurrences(lines: list[str], start: datetime | d
         ([*WEEKLY, "EXDATE:yesterday"], "YESTERDAY"),
         ([*WEEKLY, "EXDATE;VALUE=DATE:20261214"], "date value; the event is timed"),
         ([*WEEKLY, "RDATE;VALUE=DATE:20261214"], "RDATE"),
+        # Rules no provider can take.
+        (["RRULE:FREQ=HOURLY;INTERVAL=6"], "FREQ=HOURLY cannot be synced"),
+        (["RRULE:FREQ=MINUTELY"], "FREQ=MINUTELY cannot be synced"),
+        (["RRULE:FREQ=YEARLY;BYEASTER=0"], "BYEASTER"),
+        # Rules that never occur.
+        (["RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30"], "never occurs"),
+        (["RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"], "never occurs"),
+        (["RRULE:FREQ=MONTHLY;BYMONTH=4;BYMONTHDAY=31"], "never occurs"),
+        (["RRULE:FREQ=WEEKLY;BYDAY=MO;BYSETPOS=2"], "never occurs"),
+        (["RRULE:FREQ=DAILY;INTERVAL=7;BYDAY=TU"], "never occurs"),
+        (["RRULE:FREQ=DAILY;INTERVAL=999983;BYMONTH=2;BYMONTHDAY=30"], "never occurs"),
+        (["RRULE:FREQ=DAILY;UNTIL=20200101T000000Z"], "before its first occurrence"),
     ],
 )
 def test_validate_rejects_with_a_message_naming_the_problem(
@@ -152,6 +166,34 @@ def test_validate_rejects_with_a_message_naming_the_problem(
 ) -> None:
     with pytest.raises(RecurrenceError, match=fragment):
         validate_recurrence(lines, START)
+
+
+def test_a_rule_that_never_occurs_is_searched_from_near_the_end_of_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dateutil would search a 30 February until the year 9999 (seconds of CPU): the check
+    searches the same rule from a start moved by whole 400-year cycles, at most two cycles."""
+    starts: list[datetime] = []
+    real = recurrence._dateutil_set
+
+    def recording(rule: Any, dtstart: datetime) -> Any:
+        starts.append(dtstart)
+        return real(rule, dtstart)
+
+    monkeypatch.setattr(recurrence, "_dateutil_set", recording)
+    recurrence._never_occurs_from.cache_clear()
+    lines = ["RRULE:FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30"]
+    with pytest.raises(RecurrenceError, match="never occurs"):
+        validate_recurrence(lines, START)
+    moved = [start for start in starts if start.year > START.year]
+    assert len(moved) == 1 and 9999 - 800 < moved[0].year <= 9999 - 400
+    assert (moved[0].year - START.year) % 400 == 0
+    assert moved[0].replace(year=START.year) == START
+    # Expanding it (reconciliation) knows it never occurs without searching again.
+    starts.clear()
+    window = (START, START + timedelta(days=400))
+    assert occurrences(lines, START, "Europe/Berlin", *window) == []
+    assert all(start.year == START.year for start in starts)
 
 
 def test_validate_rejects_timed_exdate_on_all_day_event() -> None:

@@ -263,7 +263,9 @@ def test_push_inserts_patches_and_deletes(g: Harness) -> None:
     g.http.post(URL, json=gevent(uid, "Demo", 1, 14, etag='"e1"', **tagged(uid)))
     g.sync(0, 0, 0, 1)
     body = body_of(g.calls("POST")[0])
-    assert body["id"] == uid and body["extendedProperties"] == tagged(uid)["extendedProperties"]
+    # The tag names the CRM event by the id the API gives it; the uid makes the insert idempotent.
+    assert body["id"] == uid
+    assert body["extendedProperties"] == tagged(str(event_id))["extendedProperties"]
     assert (body["summary"], body["description"], body["location"]) == ("Demo", "Agenda", "HQ")
     assert body["start"] == {"dateTime": at(1, 14).isoformat(), "timeZone": "Europe/Berlin"}
     assert body["end"] == {"dateTime": at(1, 15).isoformat(), "timeZone": "Europe/Berlin"}
@@ -351,7 +353,7 @@ def test_copy_of_an_event_deleted_in_the_crm_is_deleted_not_pulled(g: Harness) -
 
 def test_insert_answered_409_takes_the_event_over(g: Harness) -> None:
     """An insert Google already has (409 duplicate) is patched instead, never duplicated."""
-    _, uid = g.create("Demo")
+    event_id, uid = g.create("Demo")
     g.lists(page())
     exists = p.google_error(409, "duplicate", "The requested identifier already exists.")
     g.http.post(URL, status=409, json=exists)
@@ -362,7 +364,7 @@ def test_insert_answered_409_takes_the_event_over(g: Harness) -> None:
     assert body_of(insert)["id"] == uid and "If-Match" not in patch.headers
     assert (
         body_of(patch)["summary"] == "Demo"
-        and body_of(patch)["extendedProperties"] == (tagged(uid)["extendedProperties"])
+        and body_of(patch)["extendedProperties"] == (tagged(str(event_id))["extendedProperties"])
     )
     assert g.events()["Demo"]["sources"] == {"GOOGLE": uid}
     with g.db() as session:

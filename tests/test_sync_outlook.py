@@ -362,7 +362,7 @@ def test_push_creates_patches_and_deletes_at_graph(
     assert sent["end"] == {"dateTime": f"{p.day(3)}T11:00:00", "timeZone": WEST_EUROPE}
     assert sent["isAllDay"] is False
     assert sent["transactionId"] == uid
-    assert sent["singleValueExtendedProperties"] == [{"id": TAG, "value": uid}]
+    assert sent["singleValueExtendedProperties"] == [{"id": TAG, "value": str(event["id"])}]
     url = f"{EVENTS}/{event['id']}"
     assert client.get(url, headers=auth).json["sources"] == {"OUTLOOK": CREATED}
 

@@ -5,8 +5,12 @@ through the sandbox's OAuth flow, creates a few events on either side and syncs,
 steps: create, change (title, or timing) and delete events in the CRM (events API) or at the
 provider (the sandbox's owner-edit control API); change one event on both sides in turn (a
 conflict); sync; run a sync that crashes after its listing's first page; expire the provider's
-sync tokens. Events are timed (in one of a few zones) or all-day, within the next days; no
-recurring series. After a final sync (a second one if the first left the sides apart) both sides
+sync tokens; run a sync during which the CRM changes or deletes an event through the API (at the
+sync's first provider write, or its first listing when it writes nothing); run a sync whose
+provider writes are slow against a lease shorter than the whole push. Events are timed (in one
+of a few zones) or all-day, within the next days; no recurring series. Events created at the
+provider carry attendees and, sometimes, a description with NUL characters, lone surrogates or
+over 64 KiB of text. After a final sync (a second one if the first left the sides apart) both sides
 must hold the same events (title, start/end instants, all-day dates), none duplicated (one CRM
 event per provider event and the other way round, counts equal) and none lost.
 
@@ -21,7 +25,11 @@ since the last completed sync (a crashed sync completes nothing; a creation coun
   the order is ambiguous (Google keeps milliseconds): either version may win, both sides agreeing;
 - deleted on one side: gone from both, unless the other side changed it in the same interval
   (a delete against an edit): then either outcome is allowed, as long as both sides agree;
-- created on either side and deleted on neither: present on both sides.
+- created on either side and deleted on neither: present on both sides;
+- changed or deleted through the API while a sync runs: as if it happened right after that
+  sync (the next one carries it out); a sync it happens under still succeeds.
+
+No provider event loses its attendees.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from typing import Any
 
 import pytest
 import responses
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -70,12 +78,22 @@ OTHER = {"crm": "provider", "provider": "crm"}
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config())
+    # A lease shorter than a slow push: the heartbeat must carry it (see ``Op("slow")``).
+    return make_app(**sandbox_config(SYNC_LEASE_TTL=2))
 
 
 @pytest.fixture
 def sandbox(http: responses.RequestsMock) -> Sandbox:
-    return Sandbox.mount(http)
+    sandbox = Sandbox.mount(http)
+    hooks: list[Callable[[str, str], None]] = []
+    sandbox.app.config["HOOKS"] = hooks
+
+    @sandbox.app.before_request
+    def run_hooks() -> None:
+        for hook in list(hooks):
+            hook(request.method, request.path)
+
+    return sandbox
 
 
 @dataclass(frozen=True)
@@ -99,7 +117,8 @@ class When:
 class Op:
     """One step: ``create``/``update``/``delete`` on ``crm`` or ``provider``; ``conflict``
     (a title change on ``where``, then a timing change of the same event on the other side);
-    or ``sync``."""
+    ``sync``, ``kill``, ``expire``, ``slow``; or ``midsync`` (an ``update``, or a ``delete``
+    when ``title`` is None, made through the API while a sync runs)."""
 
     action: str
     where: str = ""
@@ -150,7 +169,16 @@ ops = st.one_of(
     st.just(Op("sync")),
     st.just(Op("kill")),
     st.just(Op("expire")),
+    st.just(Op("slow")),
+    st.builds(
+        Op,
+        action=st.just("midsync"),
+        pick=st.integers(0, 3),
+        title=st.one_of(st.none(), titles),
+    ),
 )
+ODD_TEXT = ["Agenda\x00with a NUL", "half \ud800 a pair", "long " + "y" * 70_000, None]
+ATTENDEES = ["ann@example.test", "bob@example.test"]
 
 
 @dataclass
@@ -207,10 +235,15 @@ class Run:
         self.sandbox, self.side = sandbox, side
         self.base = datetime.now(UTC).date() + timedelta(days=2)
         self.keys: dict[str, Expect] = {}
+        self.invited: set[str] = set()  # keys created at the provider, with attendees
 
     def apply(self, op: Op) -> None:
         if op.action == "sync":
             self.sync()
+        elif op.action == "slow":
+            self.slow_sync()
+        elif op.action == "midsync":
+            self.midsync(op)
         elif op.action == "kill":
             self.killed_sync()
         elif op.action == "expire":
@@ -249,6 +282,72 @@ class Run:
             expect.settle()
         return result
 
+    def slow_sync(self) -> None:
+        """A sync whose provider writes take 0.6 s each: five outlast the 2 s lease."""
+        self.sandbox.fault(method="POST", path="/events", delay=0.6, times=5)
+        self.sandbox.fault(method="PATCH", path="/events/", delay=0.6, times=5)
+        self.sync()
+        self.sandbox.call("DELETE", "/faults", status=204)
+
+    def midsync(self, op: Op) -> None:
+        """A sync during which the API changes (or deletes) a CRM event, at the sync's first
+        provider write, or its first listing if it writes nothing."""
+        key = self.pick(Op("update", "crm", op.pick))
+        if key is None:
+            self.sync()
+            return
+        hooks: list[Callable[[str, str], None]] = self.sandbox.app.config["HOOKS"]
+        expect = self.keys[key]
+        later: list[tuple[dict[str, Edit], set[str]]] = []
+
+        def write(method: str, path: str) -> None:
+            listing = method == "GET" and path.endswith(("/events", "/delta"))
+            first_write = method in ("POST", "PATCH", "DELETE") and "/token" not in path
+            if later or not (first_write or (listing and not self.writes_pending())):
+                return
+            hooks.clear()
+            before = (dict(expect.edits), set(expect.deleted))
+            if op.title is None:
+                self.delete("crm", key)
+            else:
+                self.change("crm", key, op.title * 2, None)
+            # What the API wrote during the sync counts as written right after it.
+            later.append((dict(expect.edits), set(expect.deleted)))
+            expect.edits, expect.deleted = before
+
+        hooks.append(write)
+        try:
+            self.sync()
+        finally:
+            hooks.clear()
+        if not later:  # it wrote nothing after all: the API writes right after it
+            if key not in self.live("crm"):
+                return  # the sync deleted it
+            write("POST", "/events")
+        edits, deleted = later[0]
+        if "crm" in deleted:
+            expect.deleted.add("crm")
+        elif "crm" in edits:
+            expect.edits["crm"] = edits["crm"]
+
+    def writes_pending(self) -> bool:
+        """Whether the CRM has changes for the provider (else the sync writes nothing)."""
+        with self.app.app_context():
+            linked = select(EventLink.event_id)
+            unpushed = (
+                select(func.count())
+                .select_from(CalendarEvent)
+                .where(
+                    (CalendarEvent.id.not_in(linked) & CalendarEvent.deleted_at.is_(None))
+                    | CalendarEvent.id.in_(
+                        select(EventLink.event_id).where(
+                            EventLink.synced_version < CalendarEvent.version
+                        )
+                    )
+                )
+            )
+            return bool(db.session.scalar(unpushed))
+
     def create(self, op: Op) -> None:
         assert op.when is not None and op.title is not None
         key = f"k{len(self.keys) + 1}"
@@ -259,9 +358,26 @@ class Run:
             assert answer.status_code == 201, answer.json
             edit = Edit(_time(answer.json["updatedAt"]), crm_view(answer.json))
         else:
-            item = self.sandbox.create(self.side, self.side.body(op.title, timing, key))
+            body = self.side.body(op.title, timing, key) | self.invitation(len(self.keys))
+            item = self.sandbox.create(self.side, body)
             edit = Edit(self.side.modified(item), self.side.view(item))
+            self.invited.add(key)
         self.keys[key] = Expect(edits={op.where: edit})
+
+    def invitation(self, number: int) -> dict[str, Any]:
+        """What an invitation carries besides our fields: attendees, odd text."""
+        text = ODD_TEXT[number % len(ODD_TEXT)]
+        if self.side.name == "GOOGLE":
+            extra: dict[str, Any] = {"attendees": [{"email": who} for who in ATTENDEES]}
+            return extra | ({"description": text} if text else {})
+        people = [{"emailAddress": {"address": who}, "type": "required"} for who in ATTENDEES]
+        extra = {"attendees": people}
+        return extra | ({"body": {"contentType": "text", "content": text}} if text else {})
+
+    def attendees(self, item: dict[str, Any]) -> list[str]:
+        if self.side.name == "GOOGLE":
+            return sorted(person["email"] for person in item.get("attendees") or [])
+        return sorted(person["emailAddress"]["address"] for person in item.get("attendees") or [])
 
     def live(self, where: str) -> dict[str, dict[str, Any]]:
         """The live events of one side, by key."""
@@ -283,6 +399,7 @@ class Run:
             assert answer.status_code == 204, answer.json
         else:
             self.sandbox.delete(self.side, item["id"])
+            self.invited.discard(key)  # a copy made again is a new event, without attendees
         self.keys[key].deleted.add(where)
 
     def change(self, where: str, key: str, title: str | None, when: When | None) -> None:
@@ -322,8 +439,14 @@ class Run:
         assert sorted(linked) == sorted(item["id"] for item in provider)
         with self.app.app_context():
             assert db.session.scalar(select(func.count()).select_from(EventLink)) == len(crm)
-            tombstones = select(CalendarEvent).where(CalendarEvent.deleted_at.is_not(None))
+            # Every delete was carried out: no tombstone is still linked to a provider event.
+            tombstones = (
+                select(EventLink).join(CalendarEvent).where(CalendarEvent.deleted_at.is_not(None))
+            )
             assert db.session.scalars(tombstones).all() == []
+        for item in provider:
+            if self.side.view(item).key in self.invited:
+                assert self.attendees(item) == ATTENDEES, item
         views = {view.key: view for view in crm_views}
         for key, expect in self.keys.items():
             if expect.exists is not None:

@@ -111,7 +111,7 @@ class Status(MethodView):
 
 @blp.route("/<provider:provider>/disconnect")
 class Disconnect(MethodView):
-    @authenticated(blp, 400)
+    @authenticated(blp, 400, 409)
     @blp.doc(summary="Disconnect a calendar provider", operationId="disconnect")
     @blp.response(204)
     def delete(self, provider: str) -> Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 
@@ -19,6 +20,16 @@ LINK_OCCURRENCE = "occurrence"
 TITLE_MAX_LENGTH = 1024
 LOCATION_MAX_LENGTH = 1024
 DESCRIPTION_MAX_LENGTH = 65536
+TIME_ZONE_MAX_LENGTH = 64
+
+
+def storable_text(text: str, limit: int) -> str:
+    """Provider text as the CRM can store it everywhere: no NUL (PostgreSQL refuses it), lone
+    surrogates (no encoding has them) replaced, at most ``limit`` characters."""
+    return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))[:limit]
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def new_uid() -> str:
@@ -50,7 +61,7 @@ class CalendarEvent(Base):
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     start_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
-    time_zone: Mapped[str | None] = mapped_column(String(64))
+    time_zone: Mapped[str | None] = mapped_column(String(TIME_ZONE_MAX_LENGTH))
     recurrence: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
     status: Mapped[str] = mapped_column(String(16), default="confirmed")
     series_id: Mapped[int | None] = mapped_column(

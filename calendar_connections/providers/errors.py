@@ -27,3 +27,7 @@ class ProviderRejected(ProviderError):
 
 class ProviderNotConfigured(ProviderError):
     """The service has no client credentials for this provider."""
+
+
+class TokenUnreadable(ProviderGrantError):
+    """No configured key decrypts the stored token (its key was retired): connect again."""

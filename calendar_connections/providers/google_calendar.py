@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -21,10 +22,13 @@ from .types import (
     RemoteGone,
     SyncCursorExpired,
     WriteConflict,
+    translate_items,
 )
 
 MAX_PAGE_SIZE = 2500  # the largest page events.list allows
 TAG = "crmEventId"
+# Every write: the people invited to an event get no mail because the CRM synced it.
+WRITE_PARAMS = {"sendUpdates": "none"}
 
 
 def _parse_instant(value: str) -> datetime:
@@ -76,7 +80,7 @@ def event_from_google(item: dict[str, Any], default_zone: str | None = None) -> 
         updated=_parse_instant(item["updated"]) if item.get("updated") else None,
         series_external_id=item.get("recurringEventId"),
         original_start=original_date or original_at,
-        crm_uid=private.get(TAG),
+        crm_tag=private.get(TAG),
     )
 
 
@@ -99,7 +103,7 @@ def event_to_google(payload: EventPayload) -> dict[str, Any]:
         "start": _time_node(fields.start, fields.time_zone),
         "end": _time_node(fields.end, fields.time_zone),
         "status": fields.status,
-        "extendedProperties": {"private": {TAG: payload.uid}},
+        "extendedProperties": {"private": {TAG: payload.tag}},
     }
     if payload.series_external_id is None:
         body["recurrence"] = list(fields.recurrence or [])
@@ -145,12 +149,14 @@ class GoogleCalendarClient:
             raise_for_status(response, self.provider, "list events")
             body = response.json()
             zone = body.get("timeZone") or zone
-            items = [event_from_google(item, zone) for item in body.get("items", [])]
+            items, unreadable = translate_items(
+                body.get("items", []), partial(event_from_google, default_zone=zone)
+            )
             token = body.get("nextPageToken")
             if not token:
-                yield Page(items=items, cursor=body.get("nextSyncToken"))
+                yield Page(items, body.get("nextSyncToken"), unreadable)
                 return
-            yield Page(items=items)
+            yield Page(items, None, unreadable)
             params = {k: v for k, v in params.items() if k != "pageToken"} | {"pageToken": token}
 
     def get(self, external_id: str) -> RemoteEvent:
@@ -167,7 +173,7 @@ class GoogleCalendarClient:
             target = instance_id(payload.series_external_id, payload.original_start)
             return self.update(target, payload, None)
         body = event_to_google(payload) | {"id": payload.uid}
-        response = self._session.request("POST", self._events_url, json=body)
+        response = self._session.request("POST", self._events_url, params=WRITE_PARAMS, json=body)
         if response.status_code == 409:
             # Inserted before (a retry, or a sync that died before recording it): take it over.
             return self.update(payload.uid, payload, None)
@@ -180,6 +186,7 @@ class GoogleCalendarClient:
         response = self._session.request(
             "PATCH",
             f"{self._events_url}/{quote(external_id)}",
+            params=WRITE_PARAMS,
             json=event_to_google(payload),
             headers=headers,
         )
@@ -192,7 +199,9 @@ class GoogleCalendarClient:
 
     def delete(self, external_id: str) -> None:
         """Delete; already deleted (404/410) is fine."""
-        response = self._session.request("DELETE", f"{self._events_url}/{quote(external_id)}")
+        response = self._session.request(
+            "DELETE", f"{self._events_url}/{quote(external_id)}", params=WRITE_PARAMS
+        )
         if response.status_code in (404, 410):
             return
         raise_for_status(response, self.provider, "delete an event")

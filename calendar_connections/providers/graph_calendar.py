@@ -25,9 +25,10 @@ from .types import (
     RemoteGone,
     SyncCursorExpired,
     WriteConflict,
+    translate_items,
 )
 
-# Our single-value extended property: the CRM event's uid on events the CRM created.
+# Our single-value extended property: the CRM event's API id on events the CRM created.
 TAG_PROPERTY = "String {a16b08cb-cb99-44db-824b-896982902cc5} Name crmEventId"
 EXPAND_TAG = f"singleValueExtendedProperties($filter=id eq '{TAG_PROPERTY}')"
 RESYNC_CODES = {"syncstatenotfound", "resyncrequired", "syncstateinvalid"}
@@ -54,7 +55,7 @@ def _parse_graph_time(node: dict[str, Any] | None) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _crm_uid(item: dict[str, Any]) -> str | None:
+def _crm_tag(item: dict[str, Any]) -> str | None:
     for prop in item.get("singleValueExtendedProperties") or []:
         if str(prop.get("id", "")).lower() == TAG_PROPERTY.lower():
             return str(prop.get("value"))
@@ -110,7 +111,7 @@ def event_from_graph(item: dict[str, Any]) -> RemoteEvent:
         ),
         series_external_id=item.get("seriesMasterId"),
         original_start=original,
-        crm_uid=_crm_uid(item),
+        crm_tag=_crm_tag(item),
     )
 
 
@@ -153,7 +154,7 @@ def event_to_graph(payload: EventPayload, *, create: bool) -> dict[str, Any]:
     if create:
         # transactionId makes a retried create return the first event instead of a copy.
         body["transactionId"] = payload.uid
-        body["singleValueExtendedProperties"] = [{"id": TAG_PROPERTY, "value": payload.uid}]
+        body["singleValueExtendedProperties"] = [{"id": TAG_PROPERTY, "value": payload.tag}]
     return body
 
 
@@ -181,12 +182,14 @@ class GraphCalendarClient:
         # Paging and delta links come from the response: follow them to Graph's host only.
         require_same_origin(url, self._base, self.provider.label)
         response = self._session.request("GET", url, params=params, headers=self._headers)
-        if response.status_code == 404:
-            raise RemoteGone(url)
-        if response.status_code == 410 or (
-            response.status_code == 400 and (error_reason(response) or "").lower() in RESYNC_CODES
+        status = response.status_code
+        # An expired delta link: 410, or any 4xx (400, 404...) whose code asks for a resync.
+        if status == 410 or (
+            400 <= status < 500 and (error_reason(response) or "").lower() in RESYNC_CODES
         ):
             raise SyncCursorExpired("Graph asked for a full resync")
+        if status == 404:
+            raise RemoteGone(url)
         raise_for_status(response, self.provider, "read events")
         body: dict[str, Any] = response.json()
         return body
@@ -205,12 +208,12 @@ class GraphCalendarClient:
             }
         while True:
             body = self._get(url, params)
-            items = [event_from_graph(item) for item in body.get("value", [])]
+            items, unreadable = translate_items(body.get("value", []), event_from_graph)
             next_link = body.get("@odata.nextLink")
             if not next_link:
-                yield Page(items=items, cursor=body.get("@odata.deltaLink"))
+                yield Page(items, body.get("@odata.deltaLink"), unreadable)
                 return
-            yield Page(items=items)
+            yield Page(items, None, unreadable)
             url, params = next_link, None
 
     def get(self, external_id: str) -> RemoteEvent:

@@ -9,6 +9,8 @@ from typing import Any
 import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
 
 from ..models import Provider
 from .accounts import oauth_config
@@ -16,6 +18,9 @@ from .errors import ProviderError, ProviderGrantError, ProviderRejected, Provide
 from .http import RetryPolicy, oauth_session, translate_oauth_error
 
 TokenSaver = Callable[[dict[str, Any]], None]
+
+# Google's "slow down" answers: a 403 that the reason, not the status, tells apart from a refusal.
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 
 def retry_policy(config: Mapping[str, Any]) -> RetryPolicy:
@@ -45,7 +50,8 @@ class ProviderSession:
     ) -> None:
         self.provider = provider
         oauth = oauth_config(provider, config)
-        oauth = replace(oauth, retry=retry_policy(config))
+        self._retry = retry_policy(config)
+        oauth = replace(oauth, retry=self._retry)
         self._token_url = oauth.token_url
         self._save_token = save_token
         self._session: OAuth2Session = oauth_session(
@@ -61,15 +67,34 @@ class ProviderSession:
 
     def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Send a request; raise our errors for transport failures and refused grants."""
-        response = self._send(method, url, **kwargs)
+        response = self._send_throttled(method, url, **kwargs)
         if response.status_code == 401:
             self._refresh()
-            response = self._send(method, url, **kwargs)
+            response = self._send_throttled(method, url, **kwargs)
             if response.status_code == 401:
                 raise ProviderRejected(
                     f"{self.provider.label} refused the access token even after a refresh.",
                     status=401,
                 )
+        return response
+
+    def _send_throttled(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send, retrying rate-limit 403s with the policy urllib3 applies to 429 and 5xx.
+
+        urllib3 retries by status alone; these need the reason from the body. The last
+        answer is returned when the attempts run out (``raise_for_status`` reports it).
+        """
+        policy = self._retry
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.attempts + 1),
+            wait=wait_exponential_jitter(
+                multiplier=policy.backoff_factor, max=policy.backoff_max, jitter=policy.jitter
+            ),
+            retry=retry_if_result(is_rate_limited),
+            retry_error_callback=_last_answer,
+            reraise=True,
+        )
+        response: requests.Response = retrying(self._send, method, url, **kwargs)
         return response
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
@@ -99,13 +124,24 @@ class ProviderSession:
             ) from exc
 
 
+def _last_answer(state: RetryCallState) -> requests.Response:
+    assert state.outcome is not None
+    response: requests.Response = state.outcome.result()
+    return response
+
+
+def is_rate_limited(response: requests.Response) -> bool:
+    """Whether ``response`` is Google's 403 rate limit (``error.errors[0].reason``)."""
+    return response.status_code == 403 and error_reason(response) in RATE_LIMIT_REASONS
+
+
 def raise_for_status(response: requests.Response, provider: Provider, action: str) -> None:
-    """Our error for a failed answer: 429/5xx that outlived retries, or another 4xx."""
+    """Our error for a failed answer: 429/5xx/rate limit that outlived retries, or another 4xx."""
     status = response.status_code
     if status < 400:
         return
     detail = error_summary(response)
-    if status == 429 or status >= 500:
+    if status == 429 or status >= 500 or is_rate_limited(response):
         raise ProviderUnavailable(
             f"{provider.label} answered HTTP {status} to {action} after retries: {detail}",
             status=status,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 KIND_SINGLE = "single"
 KIND_MASTER = "master"
@@ -52,17 +52,31 @@ class RemoteEvent:
     updated: datetime | None = None
     series_external_id: str | None = None
     original_start: datetime | date | None = None
-    crm_uid: str | None = None  # our tag, when the CRM pushed this event
+    # Our tag, when the CRM pushed this event: the CRM event's API id (a uid on older pushes).
+    crm_tag: str | None = None
 
 
 @dataclass
 class EventPayload:
-    """A CRM event to write at a provider."""
+    """A CRM event to write at a provider.
+
+    ``uid`` makes writes idempotent (Google's event id, Graph's transactionId); ``tag`` is
+    what the provider event is tagged with: the CRM event's id as the API returns it.
+    """
 
     uid: str
+    tag: str
     fields: EventFields
     series_external_id: str | None = None
     original_start: datetime | date | None = None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A listed item that could not be translated (odd provider data): skipped, not fatal."""
+
+    external_id: str
+    reason: str
 
 
 @dataclass
@@ -71,6 +85,23 @@ class Page:
 
     items: list[RemoteEvent]
     cursor: str | None = None
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+
+def translate_items(
+    raw: list[Any], translate: Callable[[dict[str, Any]], RemoteEvent]
+) -> tuple[list[RemoteEvent], list[Unreadable]]:
+    """Translate a page's items one by one; those that cannot be read are set aside."""
+    items: list[RemoteEvent] = []
+    unreadable: list[Unreadable] = []
+    for item in raw:
+        try:
+            items.append(translate(item))
+        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+            item_id = item.get("id") if isinstance(item, dict) else None
+            reason = f"unreadable {type(exc).__name__}: {str(exc)[:150]}"
+            unreadable.append(Unreadable(str(item_id)[:200], reason))
+    return items, unreadable
 
 
 class SyncCursorExpired(Exception):

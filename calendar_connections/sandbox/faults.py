@@ -154,6 +154,7 @@ def _after(response: Response) -> Response:
             method=request.method,
             path=request.path,
             query=request.query_string.decode("latin-1"),
+            params=request.args.to_dict(flat=False),
             status=response.status_code,
             fault=bool(g.get("sandbox_fault", False)),
         )

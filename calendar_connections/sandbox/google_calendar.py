@@ -43,6 +43,7 @@ _SYNC_RESTRICTED = (
     "privateExtendedProperty",
     "sharedExtendedProperty",
 )
+SEND_UPDATES = ("all", "externalOnly", "none")
 
 
 def _account() -> tuple[SandboxStore, Account]:
@@ -66,6 +67,31 @@ def _body() -> Any:
     body = request.get_json(silent=True)
     if body is None:
         raise bad_request("Parse Error", "parseError")
+    return body
+
+
+def _check_send_updates() -> None:
+    value = request.args.get("sendUpdates")
+    if value is not None and value not in SEND_UPDATES:
+        raise bad_request(
+            f"Invalid value '{value}'. Values must be one of: {', '.join(SEND_UPDATES)}.",
+            "invalidParameter",
+        )
+
+
+def _write_body() -> Any:
+    """A write's body as Google applies it: its parameters checked, and without
+    ``conferenceDataVersion=1`` any ``conferenceData`` in it ignored (the event keeps its own)."""
+    _check_send_updates()
+    version = request.args.get("conferenceDataVersion", "0")
+    if version not in ("0", "1"):
+        raise bad_request(
+            f"Invalid value '{version}'. Values must be within the range: [0, 1]",
+            "invalidParameter",
+        )
+    body = _body()
+    if version == "0" and isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key != "conferenceData"}
     return body
 
 
@@ -297,7 +323,7 @@ def events_insert(calendar_id: str) -> Response:
     """Insert an event (a client-chosen id is kept; a taken one gives 409)."""
     store, account = _account()
     _calendar(account, calendar_id)
-    return json_response(full_view(insert_event(store, account, _body())))
+    return json_response(full_view(insert_event(store, account, _write_body())))
 
 
 def _existing(
@@ -322,7 +348,7 @@ def events_patch(calendar_id: str, event_id: str) -> Response:
     """Patch an event; ``If-Match`` with a stale etag gives 412."""
     store, account = _account()
     _calendar(account, calendar_id)
-    body = _body()
+    body = _write_body()
     event = _existing(store, account, event_id, False)
     check_if_match(event, request.headers.get("If-Match"))
     event = _existing(store, account, event_id, True)
@@ -334,7 +360,7 @@ def events_update(calendar_id: str, event_id: str) -> Response:
     """Replace an event; ``If-Match`` with a stale etag gives 412."""
     store, account = _account()
     _calendar(account, calendar_id)
-    body = _body()
+    body = _write_body()
     event = _existing(store, account, event_id, False)
     check_if_match(event, request.headers.get("If-Match"))
     event = _existing(store, account, event_id, True)
@@ -346,6 +372,7 @@ def events_delete(calendar_id: str, event_id: str) -> Response:
     """Delete (cancel) an event: 204; again gives 410 ``deleted``."""
     store, account = _account()
     _calendar(account, calendar_id)
+    _check_send_updates()
     event = _existing(store, account, event_id, False)
     if event.cancelled:
         raise google_error(410, "deleted", "Resource has been deleted")

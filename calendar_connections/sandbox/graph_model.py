@@ -175,10 +175,21 @@ def _apply_timing(event: GraphEvent, body: dict[str, Any]) -> bool:
     return before != (event.start, event.end, event.start_zone, event.end_zone, event.is_all_day)
 
 
+def _set_online_meeting(event: GraphEvent, online: bool) -> None:
+    """Graph sets up the meeting (read-only ``onlineMeeting``) when an event goes online."""
+    if not online:
+        event.fields.pop("onlineMeeting", None)
+    elif "onlineMeeting" not in event.fields:
+        join = f"https://teams.microsoft.com/l/meetup-join/{secrets.token_hex(16)}"
+        event.fields["onlineMeeting"] = {"joinUrl": join}
+
+
 def _apply_fields(event: GraphEvent, body: dict[str, Any]) -> None:
     for name in SIMPLE_FIELDS:
         if name in body:
             event.fields[name] = copy.deepcopy(body[name])
+    if "isOnlineMeeting" in body:
+        _set_online_meeting(event, bool(body["isOnlineMeeting"]))
     if "body" in body:
         given = body["body"] or {}
         event.fields["body"] = {
@@ -304,6 +315,8 @@ def render(
         "type": event.kind,
         "webLink": f"https://outlook.office365.com/owa/?itemid={event.id}&exvsurl=1&path=/calendar/item",
         "isOnlineMeeting": fields.get("isOnlineMeeting", False),
+        "onlineMeetingProvider": fields.get("onlineMeetingProvider", "unknown"),
+        "onlineMeeting": copy.deepcopy(fields.get("onlineMeeting")),
         "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
         "body": copy.deepcopy(body),
         "start": _when(event, event.start, event.start_zone, shown),

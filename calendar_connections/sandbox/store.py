@@ -83,6 +83,7 @@ class LogEntry:
     query: str
     status: int
     fault: bool
+    params: dict[str, list[str]] = field(default_factory=dict)  # the query, parsed
 
     def as_json(self) -> dict[str, Any]:
         """This entry as JSON."""
@@ -90,6 +91,7 @@ class LogEntry:
             "method": self.method,
             "path": self.path,
             "query": self.query,
+            "params": {name: list(values) for name, values in self.params.items()},
             "status": self.status,
             "fault": self.fault,
         }

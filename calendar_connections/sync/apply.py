@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -16,6 +18,13 @@ from ..models import (
     CalendarEvent,
     EventLink,
     utcnow,
+)
+from ..models.event import (
+    DESCRIPTION_MAX_LENGTH,
+    LOCATION_MAX_LENGTH,
+    TIME_ZONE_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    storable_text,
 )
 from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
 from .recurrence import split_recurrence, with_exdate
@@ -31,6 +40,30 @@ class Counts:
     updated: int = 0
     deleted: int = 0
     pushed: int = 0
+    # What could not be stored or written, to be tried again by the next sync.
+    skipped: list[str] = field(default_factory=list)
+
+    def skip(self, what: str, why: str) -> None:
+        """Record an event left out of this sync (logged by the caller)."""
+        self.skipped.append(f"{what}: {why}")
+
+    def skipped_summary(self) -> str | None:
+        """The sync's ``error`` when events were skipped, naming the first few."""
+        if not self.skipped:
+            return None
+        shown = "; ".join(self.skipped[:3])
+        more = f" (and {len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
+        return (f"{len(self.skipped)} event(s) skipped, to be retried next sync: {shown}{more}")[
+            :2000
+        ]
+
+    def snapshot(self) -> tuple[int, int, int, int, int]:
+        """The counters, to restore after a rolled-back page."""
+        return (self.created, self.updated, self.deleted, self.pushed, len(self.skipped))
+
+    def restore(self, saved: tuple[int, int, int, int, int]) -> None:
+        """Go back to ``snapshot()``'s counters (skips recorded since stay)."""
+        self.created, self.updated, self.deleted, self.pushed, _ = saved
 
 
 def fields_of(event: CalendarEvent) -> EventFields:
@@ -50,9 +83,29 @@ def fields_of(event: CalendarEvent) -> EventFields:
     )
 
 
+def storable_fields(fields: EventFields) -> EventFields:
+    """A provider's fields cut and cleaned to what the CRM stores (see ``storable_text``)."""
+
+    def text(value: str | None, limit: int) -> str | None:
+        return None if value is None else storable_text(value, limit)
+
+    return replace(
+        fields,
+        title=storable_text(fields.title, TITLE_MAX_LENGTH),
+        description=text(fields.description, DESCRIPTION_MAX_LENGTH),
+        location=text(fields.location, LOCATION_MAX_LENGTH),
+        time_zone=text(fields.time_zone, TIME_ZONE_MAX_LENGTH),
+        recurrence=(
+            [storable_text(line, 2000) for line in fields.recurrence]
+            if fields.recurrence
+            else fields.recurrence
+        ),
+    )
+
+
 def assign_fields(event: CalendarEvent, fields: EventFields) -> None:
     """Copy ``fields`` onto a CRM event."""
-    event.title = fields.title[:1024]
+    event.title = fields.title
     event.description = fields.description
     event.location = fields.location
     event.all_day = fields.all_day
@@ -94,6 +147,8 @@ class Puller:
     # Events this sync created: a later change to one (an EXDATE from an instance listed
     # after it) is part of its creation, not an update as well.
     created: set[CalendarEvent] = field(default_factory=set)
+    # Raises LeaseLost once the sync's lease is no longer surely held: asked before writes.
+    guard: Callable[[], None] = lambda: None
 
     def link_for(self, external_id: str) -> EventLink | None:
         """The link of this connection to ``external_id``."""
@@ -114,14 +169,17 @@ class Puller:
             )
         ).scalar_one_or_none()
 
-    def _tagged_event(self, uid: str | None) -> CalendarEvent | None:
-        if not uid:
+    def _tagged_event(self, tag: str | None) -> CalendarEvent | None:
+        """The user's CRM event a provider event's tag names: its API id (or, on events
+        pushed by earlier versions, its uid)."""
+        if not tag:
             return None
-        return self.session.execute(
-            select(CalendarEvent).where(
-                CalendarEvent.uid == uid, CalendarEvent.user_id == self.connection.user_id
-            )
-        ).scalar_one_or_none()
+        mine = CalendarEvent.user_id == self.connection.user_id
+        if tag.isdigit() and len(tag) < 19:  # an id; a uid is 32 hex digits
+            named = CalendarEvent.id == int(tag)
+        else:
+            named = CalendarEvent.uid == tag
+        return self.session.execute(select(CalendarEvent).where(mine, named)).scalar_one_or_none()
 
     def apply(self, remote: RemoteEvent) -> None:
         """Apply one listed item: create, update or delete the CRM event it stands for."""
@@ -239,13 +297,14 @@ class Puller:
     def _upsert(self, remote: RemoteEvent) -> None:
         link = self.link_for(remote.external_id)
         if link is None:
-            tagged = self._tagged_event(remote.crm_uid)
+            tagged = self._tagged_event(remote.crm_tag)
             if tagged is not None:
                 # Our own event, pushed by a sync that died before recording it. Unless it
                 # matches the CRM's, which version it holds is unknown: the later modification
                 # decides, so a CRM edit made since is not overwritten by the older copy. A
                 # tombstone is linked too, so that the push deletes this copy.
-                same = remote.fields == fields_of(tagged) and tagged.deleted_at is None
+                same = storable_fields(remote.fields) == fields_of(tagged)
+                same = same and tagged.deleted_at is None
                 link = EventLink(
                     connection_id=self.connection.id,
                     event_id=tagged.id,
@@ -269,12 +328,22 @@ class Puller:
         if remote.etag and link.etag == remote.etag:
             return  # our own write coming back, or nothing new
         if event.deleted_at is not None:
-            return  # deleted in the CRM: the push deletes it at the provider
+            if not self._edited_after_delete(event, link, remote):
+                return  # deleted in the CRM: the push deletes it at the provider
+            # Changed at the provider after the CRM deleted it: the later change wins.
+            event.deleted_at = None
+            incoming = storable_fields(remote.fields)
+            incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
+            assign_fields(event, incoming)
+            self._pulled_change(event, link, remote.updated)
+            self.counts.updated += 1
+            link.etag, link.remote_updated_at = remote.etag, remote.updated
+            return
         unsynced = event.version > link.synced_version
         if unsynced and not (remote.updated and remote.updated > event.updated_at):
             link.etag = remote.etag  # the CRM's later change wins: the push overwrites
             return
-        incoming = remote.fields
+        incoming = storable_fields(remote.fields)
         incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
         if incoming != fields_of(event):
             assign_fields(event, incoming)
@@ -283,6 +352,14 @@ class Puller:
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
         link.synced_version = event.version
+
+    @staticmethod
+    def _edited_after_delete(event: CalendarEvent, link: EventLink, remote: RemoteEvent) -> bool:
+        """Whether the provider changed an event we know (not a copy found by its tag) after
+        the CRM deleted it."""
+        assert event.deleted_at is not None
+        known = link.synced_version > 0 and link.etag is not None
+        return known and remote.updated is not None and remote.updated > event.deleted_at
 
     def _create(self, remote: RemoteEvent) -> None:
         series: CalendarEvent | None = None
@@ -296,7 +373,7 @@ class Puller:
         event = CalendarEvent(
             user_id=self.connection.user_id, origin=self.connection.provider, version=1
         )
-        assign_fields(event, remote.fields)
+        assign_fields(event, storable_fields(remote.fields))
         if series is not None and remote.original_start is not None:
             event.series_id = series.id
             if isinstance(remote.original_start, datetime):
@@ -336,6 +413,67 @@ class Puller:
                 remote.series_external_id,
             )
         self.deferred = []
+
+
+# Errors that concern one listed item's data, not the database or the sync as a whole.
+_UNSTORABLE = (StatementError, ValueError, TypeError)
+_NOT_THE_ITEM = (OperationalError, InterfaceError, InternalError)
+
+
+def apply_page(
+    puller: Puller,
+    items: list[RemoteEvent],
+    before: Callable[[RemoteEvent], None] | None = None,
+    on_rollback: Callable[[], None] | None = None,
+) -> None:
+    """Apply one listed page, leaving out (and recording) any item the CRM cannot store.
+
+    Each item is flushed on its own, so the one that fails is known; the page is then rolled
+    back and applied again without it, so nothing of it is half-written. A skipped item's link,
+    if it has one, still counts as listed, so that reconciliation does not take it for deleted.
+    """
+    skipped: set[str] = set()
+    while True:
+        saved = puller.counts.snapshot()
+        deferred = list(puller.deferred)
+        current: RemoteEvent | None = None
+        try:
+            for current in items:
+                if current.external_id in skipped:
+                    link = puller.link_for(current.external_id)
+                    if link is not None:
+                        link.seen_round = puller.round
+                    continue
+                if before is not None:
+                    before(current)
+                puller.apply(current)
+                puller.session.flush()
+            return
+        except _UNSTORABLE as exc:
+            if isinstance(exc, _NOT_THE_ITEM) or current is None:
+                raise
+            puller.session.rollback()
+            puller.counts.restore(saved)
+            puller.deferred = deferred
+            if on_rollback is not None:
+                on_rollback()
+            skipped.add(current.external_id)
+            reason = _short_reason(exc)
+            puller.counts.skip(f"provider event {current.external_id}", reason)
+            log.warning(
+                "connection %s: provider event %s skipped: %s",
+                puller.connection.id,
+                current.external_id,
+                reason,
+            )
+
+
+def _short_reason(exc: Exception) -> str:
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        text = str(exc.orig)
+    else:
+        text = str(exc)
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
 def parse_occurrence_key(key: str) -> datetime | date:

@@ -8,25 +8,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
 
 from ..crypto import TokenCipher
 from ..models import CalendarConnection, Provider, SyncStatus, utcnow
 from ..providers.accounts import api_base_url
-from ..providers.errors import ProviderError, ProviderGrantError
+from ..providers.errors import ProviderError, ProviderGrantError, TokenUnreadable
 from ..providers.google_calendar import GoogleCalendarClient
 from ..providers.graph_calendar import GraphCalendarClient
 from ..providers.session import ProviderSession
 from ..providers.types import CalendarClient, SyncCursorExpired
 from ..token_store import load_token, save_token
 from . import lease
-from .apply import Counts, Puller
+from .apply import Counts, Puller, apply_page
 from .outlook import OutlookSeries
 from .push import Pusher
 from .reconcile import UnconfirmedLinks, remove_unlisted
 
 log = logging.getLogger(__name__)
 
+LEASE_LOST_MESSAGE = "The sync lost its lease (it ran too long unrenewed); it will be retried."
 RECONNECT_MESSAGE = (
     "{label} no longer accepts this connection's authorization (it was revoked or expired): "
     "reconnect the calendar."
@@ -121,43 +124,53 @@ def sync_connection(
             raise SyncAlreadyRunning(connection_id)
     elif not lease.claim(session, connection_id, owner, settings.lease_ttl):
         raise SyncAlreadyRunning(connection_id)
-    session.refresh(connection)
     result = SyncResult(provider=connection.provider, success=False)
     counts = Counts()
-    try:
-        connection.last_sync_status = SyncStatus.IN_PROGRESS.value
-        session.commit()
-        client = client_factory(session, connection)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    heartbeat = lease.Heartbeat(engine, connection_id, owner, settings.lease_ttl)
+    with heartbeat:
         try:
-            _run(session, connection, client, settings, owner, counts, on_page)
+            session.refresh(connection)
+            connection.last_sync_status = SyncStatus.IN_PROGRESS.value
+            session.commit()
+            client = client_factory(session, connection)
+            try:
+                _run(session, connection, client, settings, heartbeat, counts, on_page)
+            finally:
+                client.close()
+            connection.last_sync_status = SyncStatus.SUCCESS.value
+            connection.last_sync_error = counts.skipped_summary()
+            connection.last_sync_at = utcnow()
+            result.success = True
+            result.error = connection.last_sync_error
+        except ProviderGrantError as exc:
+            session.rollback()
+            connection.connected = False
+            connection.last_sync_status = SyncStatus.FAILED.value
+            label = connection.provider_enum.label
+            connection.last_sync_error = (
+                exc.message
+                if isinstance(exc, TokenUnreadable)
+                else RECONNECT_MESSAGE.format(label=label)
+            )
+            result.error = connection.last_sync_error
+        except (ProviderError, lease.LeaseLost) as exc:
+            session.rollback()
+            message = exc.message if isinstance(exc, ProviderError) else LEASE_LOST_MESSAGE
+            connection.last_sync_status = SyncStatus.FAILED.value
+            connection.last_sync_error = message
+            result.error = message
+            log.warning("sync of connection %s failed: %s", connection_id, message)
+        except Exception:
+            session.rollback()
+            log.exception("sync of connection %s failed unexpectedly", connection_id)
+            connection.last_sync_status = SyncStatus.FAILED.value
+            connection.last_sync_error = "The sync failed unexpectedly; it will be retried."
+            result.error = connection.last_sync_error
         finally:
-            client.close()
-        connection.last_sync_status = SyncStatus.SUCCESS.value
-        connection.last_sync_error = None
-        connection.last_sync_at = utcnow()
-        result.success = True
-    except ProviderGrantError:
-        session.rollback()
-        connection.connected = False
-        connection.last_sync_status = SyncStatus.FAILED.value
-        connection.last_sync_error = RECONNECT_MESSAGE.format(label=connection.provider_enum.label)
-        result.error = connection.last_sync_error
-    except (ProviderError, lease.LeaseLost) as exc:
-        session.rollback()
-        message = exc.message if isinstance(exc, ProviderError) else "the sync lease was lost"
-        connection.last_sync_status = SyncStatus.FAILED.value
-        connection.last_sync_error = message
-        result.error = message
-        log.warning("sync of connection %s failed: %s", connection_id, message)
-    except Exception:
-        session.rollback()
-        log.exception("sync of connection %s failed unexpectedly", connection_id)
-        connection.last_sync_status = SyncStatus.FAILED.value
-        connection.last_sync_error = "The sync failed unexpectedly; it will be retried."
-        result.error = connection.last_sync_error
-    finally:
-        session.commit()
-        lease.release(session, connection_id, owner)
+            _finish(session, connection)
+    lease.release(session, connection_id, owner)
     result.eventsCreated = counts.created
     result.eventsUpdated = counts.updated
     result.eventsDeleted = counts.deleted
@@ -165,26 +178,35 @@ def sync_connection(
     return result
 
 
+def _finish(session: Session, connection: CalendarConnection) -> None:
+    """Save the outcome, unless the connection was removed (disconnected) meanwhile."""
+    try:
+        session.commit()
+    except StaleDataError:
+        session.rollback()
+        log.info("connection %s was disconnected during its sync", connection.id)
+
+
 def _run(
     session: Session,
     connection: CalendarConnection,
     client: CalendarClient,
     settings: SyncSettings,
-    owner: str,
+    heartbeat: lease.Heartbeat,
     counts: Counts,
     on_page: PageHook | None,
 ) -> None:
     now = utcnow()
     _ensure_window(connection, settings, now)
     try:
-        _pull(session, connection, client, settings, owner, counts, on_page)
+        _pull(session, connection, client, heartbeat, counts, on_page)
     except SyncCursorExpired:
         log.info("connection %s: sync cursor expired, full resync", connection.id)
         session.rollback()
         connection.sync_cursor = None
-        _pull(session, connection, client, settings, owner, counts, on_page)
+        _pull(session, connection, client, heartbeat, counts, on_page)
     assert connection.window_start is not None
-    puller = Puller(session, connection, connection.full_round, counts)
+    puller = Puller(session, connection, connection.full_round, counts, guard=heartbeat.check)
     Pusher(puller, client).push_all(connection.window_start)
 
 
@@ -203,8 +225,7 @@ def _pull(
     session: Session,
     connection: CalendarConnection,
     client: CalendarClient,
-    settings: SyncSettings,
-    owner: str,
+    heartbeat: lease.Heartbeat,
     counts: Counts,
     on_page: PageHook | None,
 ) -> None:
@@ -214,25 +235,31 @@ def _pull(
     if full:
         connection.full_round += 1
     session.commit()
-    puller = Puller(session, connection, connection.full_round, counts)
+    puller = Puller(session, connection, connection.full_round, counts, guard=heartbeat.check)
     series = OutlookSeries(puller, client) if isinstance(client, GraphCalendarClient) else None
     # A Graph delta reports no removal of an item it never listed (Google lists them all).
     unlisted = UnconfirmedLinks.load(puller) if series is not None and not full else None
     cursor: str | None = None
+    skipped_before = len(counts.skipped)
     for number, page in enumerate(client.list_changes(connection.sync_cursor, start, end)):
-        for remote in page.items:
-            if series is not None:
-                series.before(remote)
-            puller.apply(remote)
+        for unreadable in page.unreadable:
+            counts.skip(f"provider event {unreadable.external_id}", unreadable.reason)
+        if series is None:
+            apply_page(puller, page.items)
+        else:
+            apply_page(puller, page.items, series.before, series.fetched.clear)
         if unlisted is not None:
             unlisted.hold()
+        heartbeat.check()
         session.commit()  # each page's changes are durable before the next page is read
-        if not lease.renew(session, connection.id, owner, settings.lease_ttl):
-            raise lease.LeaseLost(connection.id)
         if on_page is not None:
             on_page(number)
         cursor = page.cursor
     puller.apply_deferred()
+    if len(counts.skipped) > skipped_before:
+        # The cursor stays where it was: the next sync lists the skipped events again.
+        log.warning("connection %s: %s", connection.id, counts.skipped_summary())
+        cursor = None if full else connection.sync_cursor
     if full:
         if series is not None:
             series.after_full_listing(start, end)

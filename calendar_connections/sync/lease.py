@@ -2,20 +2,26 @@
 
 A lease is two columns on the connection, claimed with one conditional UPDATE, which is atomic
 on SQLite and PostgreSQL alike. It expires on its own, so a process that dies mid-sync blocks
-the connection only until then; a running sync renews it after every page.
+the connection only until then; while a sync lives, a heartbeat thread renews it (see
+``Heartbeat``), through provider calls and their retries alike.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Engine, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..models import CalendarConnection, utcnow
+
+log = logging.getLogger(__name__)
 
 
 def new_owner() -> str:
@@ -148,3 +154,69 @@ def release(session: Session, connection_id: int, owner: str) -> None:
 
 class LeaseLost(Exception):
     """Another process took over the connection's lease (ours had expired)."""
+
+
+def _renew_on(engine: Engine, connection_id: int, owner: str, ttl: timedelta) -> bool:
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(CalendarConnection)
+            .where(CalendarConnection.id == connection_id, CalendarConnection.lease_owner == owner)
+            .values(lease_expires_at=utcnow() + ttl)
+        )
+    return bool(result.rowcount == 1)
+
+
+class Heartbeat:
+    """Keeps a held lease alive while its sync runs, from a thread of its own.
+
+    It renews every third of the TTL on a connection of its own, so neither a slow provider
+    call nor retries waiting out a 429 can let the lease lapse. The sync asks ``check()``
+    before every provider write and every commit of pulled changes: once the lease is lost
+    (taken over, or not renewed in time because the database was unreachable), the sync
+    stops before its next write.
+    """
+
+    def __init__(self, engine: Engine, connection_id: int, owner: str, ttl: timedelta) -> None:
+        self.engine = engine
+        self.connection_id = connection_id
+        self.owner = owner
+        self.ttl = ttl
+        # A margin for the clock between our check and the database's view of expiry.
+        self._margin = min(ttl / 4, timedelta(seconds=5))
+        self._valid_until = utcnow() + ttl
+        self._lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"lease-{connection_id}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        interval = self.ttl.total_seconds() / 3
+        while not self._stop.wait(interval):
+            self.beat()
+
+    def beat(self) -> None:
+        """Renew now; a database error leaves the lease to expire unless a later beat works."""
+        started = utcnow()
+        try:
+            renewed = _renew_on(self.engine, self.connection_id, self.owner, self.ttl)
+        except SQLAlchemyError as exc:
+            log.warning("lease of connection %s not renewed: %s", self.connection_id, exc)
+            return
+        if renewed:
+            self._valid_until = started + self.ttl
+        else:
+            self._lost = True
+
+    def check(self) -> None:
+        """Raise LeaseLost unless the lease is surely still ours."""
+        if self._lost or utcnow() >= self._valid_until - self._margin:
+            raise LeaseLost(self.connection_id)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -15,7 +16,9 @@ from ..models import (
     CalendarConnection,
     CalendarEvent,
     EventLink,
+    utcnow,
 )
+from ..providers.errors import ProviderRejected
 from ..providers.types import (
     CalendarClient,
     EventPayload,
@@ -25,15 +28,23 @@ from ..providers.types import (
 )
 from .apply import Puller, assign_fields, fields_of, occurrence_key
 from .reconcile import UNLISTED
-from .recurrence import exdates
+from .recurrence import RecurrenceError, exdates
 
 log = logging.getLogger(__name__)
+
+# Statuses of a refused write that concern that one event (skipped), not the whole sync.
+EVENT_REFUSALS = (400, 403, 413, 422)
+# How long a deleted CRM event that no provider holds is kept: long enough that a provider
+# copy pushed by a sync that died before recording it is still recognised by its tag (and
+# deleted), instead of coming back as a new event.
+TOMBSTONE_RETENTION = timedelta(days=30)
 
 
 def pending_events(
     session: Session, connection: CalendarConnection, window_start: datetime
-) -> list[tuple[CalendarEvent, EventLink | None]]:
-    """CRM events this connection must write: new, changed, or deleted since the last sync.
+) -> list[tuple[int, int | None]]:
+    """CRM events this connection must write: new, changed, or deleted since the last sync;
+    the ids of each event and of its link.
 
     Events pulled from another provider are never pushed here (no sync loops).
     """
@@ -44,7 +55,7 @@ def pending_events(
     )
     window_date = window_start.astimezone(UTC).date()
     rows = session.execute(
-        select(CalendarEvent, link.c.id)
+        select(CalendarEvent.id, link.c.id)
         .outerjoin(link, link.c.event_id == CalendarEvent.id)
         .where(
             CalendarEvent.user_id == connection.user_id,
@@ -66,14 +77,19 @@ def pending_events(
         # A series before its moved instances: they need its provider id.
         .order_by(CalendarEvent.series_id.is_not(None), CalendarEvent.id)
     ).all()
-    result: list[tuple[CalendarEvent, EventLink | None]] = []
-    for event, link_id in rows:
-        result.append((event, session.get(EventLink, link_id) if link_id else None))
-    return result
+    return [(event_id, link_id) for event_id, link_id in rows]
+
+
+class EventVanished(Exception):
+    """The CRM event was deleted while the provider wrote it; its copy was removed."""
 
 
 class Pusher:
-    """Writes pending CRM changes to one provider, committing after each event."""
+    """Writes pending CRM changes to one provider, committing after each event.
+
+    A write records the CRM version it carried, not the version the event has when the
+    provider answers: a change made through the API meanwhile stays pending for the next push.
+    """
 
     def __init__(self, puller: Puller, client: CalendarClient) -> None:
         self.puller = puller
@@ -81,12 +97,32 @@ class Pusher:
         self.connection = puller.connection
         self.client = client
         self.counts = puller.counts
+        self.outlook = self.connection.provider == "OUTLOOK"
 
     def push_all(self, window_start: datetime) -> None:
-        """Push every pending event; one provider write per change."""
-        for event, link in pending_events(self.session, self.connection, window_start):
-            self.push(event, link)
-            self.session.commit()
+        """Push every pending event; one provider write per change. An event the provider
+        refuses (or cannot express) is skipped and left pending; the others go on."""
+        for event_id, link_id in pending_events(self.session, self.connection, window_start):
+            event = self.session.get(CalendarEvent, event_id)
+            link = self.session.get(EventLink, link_id) if link_id is not None else None
+            if event is None or (link_id is not None and link is None):
+                continue  # removed since the list was read (by the API or a pull)
+            try:
+                self.push(event, link)
+                self.puller.guard()
+                self.session.commit()
+            except EventVanished:
+                continue
+            except (ProviderRejected, RecurrenceError) as exc:
+                if isinstance(exc, ProviderRejected) and exc.status not in EVENT_REFUSALS:
+                    raise
+                self.session.rollback()
+                reason = exc.message if isinstance(exc, ProviderRejected) else str(exc)
+                self.counts.skip(f"CRM event {event_id}", reason)
+                log.warning(
+                    "connection %s: CRM event %s skipped: %s", self.connection.id, event_id, reason
+                )
+        self._purge_tombstones()
 
     def push(self, event: CalendarEvent, link: EventLink | None) -> None:
         """Insert, update or delete one event at the provider."""
@@ -96,15 +132,16 @@ class Pusher:
         payload = self._payload(event)
         if payload is None:
             return
+        version = event.version
         if link is None:
-            self._insert(event, payload)
+            self._insert(event, payload, version)
         else:
-            self._update(event, link, payload)
-        if event.recurrence and self.connection.provider == "OUTLOOK":
+            self._update(event, link, payload, version)
+        if event.recurrence and self.outlook:
             self._delete_excluded_occurrences(event)
 
     def _payload(self, event: CalendarEvent) -> EventPayload | None:
-        payload = EventPayload(uid=event.uid, fields=fields_of(event))
+        payload = EventPayload(uid=event.uid, tag=str(event.id), fields=fields_of(event))
         if event.series_id is not None:
             series_link = self.puller.link_for_event(event.series_id)
             if series_link is None or event.original_start is None:
@@ -119,6 +156,7 @@ class Pusher:
         event: CalendarEvent,
         link: EventLink | None,
         remote: RemoteEvent,
+        version: int,
         *,
         inserted: bool = False,
     ) -> None:
@@ -136,25 +174,43 @@ class Pusher:
         link.external_id = remote.external_id
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
-        link.synced_version = event.version
+        link.synced_version = version
         # An inserted event waits for a listing to show it (see reconcile.UnconfirmedLinks).
         link.seen_round = UNLISTED if inserted else self.puller.round
         self.counts.pushed += 1
+        try:
+            self.session.flush()
+        except IntegrityError:
+            # The CRM event was removed while the provider wrote it (a pull of another
+            # provider deleted it): take the provider's copy back rather than orphan it.
+            self.session.rollback()
+            log.info("event %s vanished during its push; removing its copy", event.id)
+            self.puller.guard()
+            self.client.delete(remote.external_id)
+            raise EventVanished(event.id) from None
 
-    def _insert(self, event: CalendarEvent, payload: EventPayload) -> None:
-        if payload.series_external_id and self.connection.provider == "OUTLOOK":
+    def _write(self) -> None:
+        """Before each provider write: still ours to write?"""
+        self.puller.guard()
+
+    def _insert(self, event: CalendarEvent, payload: EventPayload, version: int) -> None:
+        self._write()
+        if payload.series_external_id and self.outlook:
             occurrence = self._occurrence_link(event.series_id, payload.original_start)
             if occurrence is None:
                 log.info("event %s: no Outlook occurrence to move; skipped", event.id)
                 return
             remote = self.client.update(occurrence.external_id, payload, None)
-            self._record(event, occurrence, remote)
+            self._record(event, occurrence, remote, version)
             return
         remote = self.client.insert(payload)
-        self._record(event, None, remote, inserted=True)
+        self._record(event, None, remote, version, inserted=True)
 
-    def _update(self, event: CalendarEvent, link: EventLink, payload: EventPayload) -> None:
+    def _update(
+        self, event: CalendarEvent, link: EventLink, payload: EventPayload, version: int
+    ) -> None:
         remote: RemoteEvent | None
+        self._write()
         try:
             remote = self.client.update(link.external_id, payload, link.etag)
         except WriteConflict:
@@ -166,9 +222,9 @@ class Pusher:
             # later one, so the event is created again.
             self.session.delete(link)
             self.session.flush()
-            self._insert(event, payload)
+            self._insert(event, payload, version)
             return
-        self._record(event, link, remote)
+        self._record(event, link, remote, version)
 
     def _resolve_conflict(
         self, event: CalendarEvent, link: EventLink, payload: EventPayload
@@ -182,13 +238,16 @@ class Pusher:
             link.synced_version = event.version
             self.counts.updated += 1
             return None
+        self._write()
         try:
             return self.client.update(link.external_id, payload, current.etag)
         except WriteConflict:
+            self._write()
             return self.client.update(link.external_id, payload, None)
 
     def _delete(self, event: CalendarEvent, link: EventLink | None) -> None:
         if link is not None:
+            self._write()
             self.client.delete(link.external_id)
             self.counts.pushed += 1
             self.session.delete(link)
@@ -216,6 +275,21 @@ class Pusher:
         for value in exdates(list(event.recurrence or []), zone):
             occurrence = self._occurrence_link(event.id, value)
             if occurrence is not None:
+                self._write()
                 self.client.delete(occurrence.external_id)
                 self.counts.pushed += 1
                 self.session.delete(occurrence)
+
+    def _purge_tombstones(self) -> None:
+        """Forget the user's deleted events that no provider holds any more, once old."""
+        linked = exists().where(EventLink.event_id == CalendarEvent.id)
+        self.session.execute(
+            delete(CalendarEvent)
+            .where(
+                CalendarEvent.user_id == self.connection.user_id,
+                CalendarEvent.deleted_at < utcnow() - TOMBSTONE_RETENTION,
+                ~linked,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        self.session.commit()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from itertools import islice
+from math import gcd
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -289,6 +291,57 @@ def validate_recurrence(lines: list[str], start: datetime | date) -> None:
         raise RecurrenceError(f"Invalid recurrence: {exc}") from exc
 
 
+# What Google and Outlook can both express as a frequency; finer rules (and dateutil's own
+# BYEASTER, no RFC 5545 part) no provider takes, so the API refuses them.
+_PROVIDER_FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY")
+# A 400-year Gregorian cycle repeats weekdays, month lengths and leap days exactly: it is
+# 400 years, 4,800 months, 20,871 weeks or 146,097 days.
+_CYCLE_YEARS = 400
+_CYCLE_UNITS = {"YEARLY": 400, "MONTHLY": 4800, "WEEKLY": 20871, "DAILY": 146097}
+
+
+def _never_occurs(rule: _Rule, dtstart: datetime) -> bool:
+    """Whether the rule, COUNT and UNTIL aside, has no occurrence at all (BYMONTHDAY=30 in
+    February, a BYSETPOS beyond its set, an INTERVAL that never meets its BYDAY).
+
+    dateutil searches such a rule up to the year 9999 (seconds of CPU). The same rule from a
+    start moved by whole cycles that also keep its INTERVAL steps in place behaves exactly
+    alike, so it is searched from near the end of time: at most two cycles.
+    """
+    units = _CYCLE_UNITS.get(rule.freq)
+    if units is None:
+        return False  # finer than daily: the API refuses these; providers' are left as is
+    cycle = _CYCLE_YEARS * (rule.interval // gcd(rule.interval, units))
+    shift = max(0, (MAXYEAR - cycle - dtstart.year) // cycle * cycle)
+    return _never_occurs_from(_render(replace(rule, count=None, until=None)), dtstart, shift)
+
+
+@lru_cache(maxsize=4096)
+def _never_occurs_from(rule_line: str, dtstart: datetime, shift: int) -> bool:
+    moved = dtstart.replace(year=dtstart.year + shift)
+    rule = _parse_rule(rule_line)
+    return next(iter(_dateutil_set(rule, moved)), None) is None
+
+
+def check_expressible(lines: list[str], start: datetime | date) -> None:
+    """Raise RecurrenceError for a rule that no provider can take, or that never occurs."""
+    rule = _the_rrule(split_recurrence(lines)[0])
+    if rule is None:
+        return
+    if rule.freq not in _PROVIDER_FREQS:
+        raise RecurrenceError(
+            f"FREQ={rule.freq} cannot be synced: Google and Outlook repeat events at most "
+            "daily (use DAILY, WEEKLY, MONTHLY or YEARLY)."
+        )
+    if "BYEASTER" in dict(rule.other):
+        raise RecurrenceError("BYEASTER is not part of RFC 5545: no provider can take it.")
+    dtstart = _series_start(start, None)[0]
+    if _never_occurs(rule, dtstart):
+        raise RecurrenceError("RRULE never occurs (like a 30 February): check its BY parts.")
+    if next(iter(_dateutil_set(rule, dtstart)), None) is None:
+        raise RecurrenceError("RRULE ends (UNTIL or COUNT) before its first occurrence.")
+
+
 def _validate(lines: list[str], start: datetime | date) -> None:
     timed = isinstance(start, datetime)
     for line in lines:
@@ -301,6 +354,7 @@ def _validate(lines: list[str], start: datetime | date) -> None:
             kind, event = ("date", "timed") if timed else ("date-time", "all-day")
             raise RecurrenceError(f"{name} {line!r} has a {kind} value; the event is {event}.")
     _dateutil_set(_the_rrule(lines), _series_start(start, None)[0])
+    check_expressible(lines, start)
 
 
 def with_exdate(lines: list[str], original_start: datetime | date, zone: str | None) -> list[str]:
@@ -346,7 +400,10 @@ def occurrences(
     dtstart, tz = _series_start(start, zone)
     series_tz: tzinfo = dtstart.tzinfo or tz or UTC
     rule_lines, excluded = split_recurrence(lines)
-    rset = _dateutil_set(_the_rrule(rule_lines), dtstart)
+    rule = _the_rrule(rule_lines)
+    if rule is not None and _never_occurs(rule, dtstart):
+        rule = None  # its RDATEs, if any, are all there is
+    rset = _dateutil_set(rule, dtstart)
     for value in _values(rule_lines, "RDATE", series_tz):
         rset.rdate(_as_series_value(value, dtstart, tz))
     for value in _values(excluded, "EXDATE", series_tz):

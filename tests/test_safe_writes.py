@@ -1,0 +1,182 @@
+"""Writes are safe for the people in the meeting: a CRM edit synced to an event its owner
+set up with guests, reminders and a video meeting changes only the CRM's fields, keeps the
+rest as it was, and no Google write asks Google to mail the guests (``sendUpdates=none``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import responses
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from calendar_connections.crypto import get_cipher
+from calendar_connections.extensions import db
+from calendar_connections.models import CalendarConnection
+from calendar_connections.providers.types import EventFields, EventPayload
+from calendar_connections.sync.engine import provider_client
+
+from .sandbox_fixtures import (
+    EVENTS,
+    GOOGLE,
+    OUTLOOK,
+    Sandbox,
+    Side,
+    Timing,
+    connect,
+    crm_items,
+    sandbox_config,
+    sync,
+)
+
+GOOGLE_API = "/google/calendar/v3/"
+WRITES = ("POST", "PATCH", "PUT", "DELETE")
+GUESTS = [
+    {"email": "ana@example.test", "responseStatus": "accepted"},
+    {"email": "bo@example.test", "responseStatus": "needsAction", "optional": True},
+]
+REMINDERS = {"useDefault": False, "overrides": [{"method": "email", "minutes": 30}]}
+MEET = {
+    "conferenceId": "abc-defg-hij",
+    "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
+    "entryPoints": [{"entryPointType": "video", "uri": "https://meet.google.com/abc-defg-hij"}],
+}
+OUTLOOK_GUESTS = [
+    {"type": "required", "emailAddress": {"name": "Ana", "address": "ana@example.test"}},
+    {"type": "optional", "emailAddress": {"name": "Bo", "address": "bo@example.test"}},
+]
+NOT_OURS = {"attendees", "reminders", "conferenceData", "onlineMeeting", "isOnlineMeeting"}
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app(**sandbox_config())
+
+
+@pytest.fixture
+def sandbox(http: responses.RequestsMock) -> Sandbox:
+    return Sandbox.mount(http)
+
+
+def soon(hours: int) -> Timing:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
+    return Timing(start, start + timedelta(hours=1))
+
+
+def google_writes(sandbox: Sandbox) -> list[dict[str, Any]]:
+    """The Google API writes the sandbox answered."""
+    return [
+        entry
+        for entry in sandbox.requests()
+        if entry["method"] in WRITES and entry["path"].startswith(GOOGLE_API)
+    ]
+
+
+def sent_bodies(http: responses.RequestsMock, method: str) -> list[dict[str, Any]]:
+    """The JSON bodies of the service's ``method`` requests to the providers' event APIs."""
+    return [
+        json.loads(call.request.body)
+        for call in http.calls
+        if call.request.method == method and "/events" in str(call.request.url)
+    ]
+
+
+def the_item(sandbox: Sandbox, side: Side, event_id: str) -> dict[str, Any]:
+    return next(item for item in sandbox.items(side) if item["id"] == event_id)
+
+
+def edit_in_crm(client: FlaskClient, auth: dict[str, str], provider_id: str, side: Side) -> None:
+    """Retitle (and describe) the CRM copy of the provider's event ``provider_id``."""
+    event = next(e for e in crm_items(client, auth) if e["sources"][side.name] == provider_id)
+    body = {"title": "Planning (moved)", "description": "Agenda attached"}
+    answer = client.patch(f"{EVENTS}/{event['id']}", json=body, headers=auth)
+    assert answer.status_code == 200, answer.json
+
+
+def test_google_crm_edit_keeps_guests_reminders_and_meet_and_mails_nobody(
+    client: FlaskClient, auth: dict[str, str], sandbox: Sandbox, http: responses.RequestsMock
+) -> None:
+    connect(client, auth, GOOGLE)
+    owner_event = GOOGLE.body("Planning", soon(30), "Room 1") | {
+        "attendees": GUESTS,
+        "reminders": REMINDERS,
+        "conferenceData": MEET,
+    }
+    planning = sandbox.create(GOOGLE, owner_event)
+    assert sync(client, auth, GOOGLE)["eventsCreated"] == 1
+    edit_in_crm(client, auth, planning["id"], GOOGLE)
+    memo = client.post(EVENTS, json={"title": "Memo", **soon(40).crm()}, headers=auth)
+    assert memo.status_code == 201, memo.json
+
+    assert sync(client, auth, GOOGLE)["eventsPushed"] == 2  # the patch and the insert
+    assert client.delete(f"{EVENTS}/{memo.json['id']}", headers=auth).status_code == 204
+    assert sync(client, auth, GOOGLE)["eventsPushed"] == 1  # the delete
+
+    after = the_item(sandbox, GOOGLE, planning["id"])
+    assert (after["summary"], after["description"]) == ("Planning (moved)", "Agenda attached")
+    assert after["attendees"] == GUESTS
+    assert after["reminders"] == REMINDERS
+    assert after["conferenceData"] == MEET
+    writes = google_writes(sandbox)
+    assert sorted({entry["method"] for entry in writes}) == ["DELETE", "PATCH", "POST"]
+    assert all(entry["params"].get("sendUpdates") == ["none"] for entry in writes), writes
+    assert all(not NOT_OURS & set(body) for body in sent_bodies(http, "PATCH"))
+
+
+def test_google_take_over_of_an_earlier_insert_keeps_guests_and_mails_nobody(
+    app: Flask, client: FlaskClient, auth: dict[str, str], sandbox: Sandbox
+) -> None:
+    """An insert that finds its id taken (409: inserted by a sync that died) patches it."""
+    connect(client, auth, GOOGLE)
+    when = soon(30)
+    assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
+    fields = EventFields(title="Memo", start_at=when.start, end_at=when.end, time_zone="UTC")
+    payload = EventPayload(uid="memo0123456789abcdef", fields=fields)
+    with app.app_context():
+        connection = db.session.execute(select(CalendarConnection)).scalar_one()
+        calendar = provider_client(db.session, connection, app.config, get_cipher())
+        calendar.insert(payload)
+        sandbox.patch(GOOGLE, payload.uid, {"attendees": GUESTS, "reminders": REMINDERS})
+        sandbox.call("DELETE", "/requests", status=204)
+        payload.fields.title = "Memo (retried)"
+
+        taken_over = calendar.insert(payload)
+        calendar.close()
+
+    assert taken_over.external_id == payload.uid
+    writes = google_writes(sandbox)
+    assert [(e["method"], e["status"]) for e in writes] == [("POST", 409), ("PATCH", 200)]
+    assert all(entry["params"].get("sendUpdates") == ["none"] for entry in writes)
+    after = the_item(sandbox, GOOGLE, payload.uid)
+    assert after["summary"] == "Memo (retried)"
+    assert (after["attendees"], after["reminders"]) == (GUESTS, REMINDERS)
+
+
+def test_outlook_crm_edit_keeps_attendees_and_the_online_meeting(
+    client: FlaskClient, auth: dict[str, str], sandbox: Sandbox, http: responses.RequestsMock
+) -> None:
+    connect(client, auth, OUTLOOK)
+    owner_event = OUTLOOK.body("Planning", soon(30), "Room 1") | {
+        "attendees": OUTLOOK_GUESTS,
+        "isOnlineMeeting": True,
+        "onlineMeetingProvider": "teamsForBusiness",
+    }
+    planning = sandbox.create(OUTLOOK, owner_event)
+    join_url = planning["onlineMeeting"]["joinUrl"]
+    assert sync(client, auth, OUTLOOK)["eventsCreated"] == 1
+    edit_in_crm(client, auth, planning["id"], OUTLOOK)
+
+    assert sync(client, auth, OUTLOOK)["eventsPushed"] == 1
+
+    after = the_item(sandbox, OUTLOOK, planning["id"])
+    assert after["subject"] == "Planning (moved)"
+    assert after["attendees"] == OUTLOOK_GUESTS
+    assert after["isOnlineMeeting"] is True
+    assert after["onlineMeeting"] == {"joinUrl": join_url}
+    patches = sent_bodies(http, "PATCH")
+    assert patches and all(not NOT_OURS & set(body) for body in patches)
