@@ -136,7 +136,7 @@ def test_google_take_over_of_an_earlier_insert_keeps_guests_and_mails_nobody(
     when = soon(30)
     assert isinstance(when.start, datetime) and isinstance(when.end, datetime)
     fields = EventFields(title="Memo", start_at=when.start, end_at=when.end, time_zone="UTC")
-    payload = EventPayload(uid="memo0123456789abcdef", fields=fields)
+    payload = EventPayload(uid="memo0123456789abcdef", tag="7", fields=fields)
     with app.app_context():
         connection = db.session.execute(select(CalendarConnection)).scalar_one()
         calendar = provider_client(db.session, connection, app.config, get_cipher())
@@ -180,3 +180,45 @@ def test_outlook_crm_edit_keeps_attendees_and_the_online_meeting(
     assert after["onlineMeeting"] == {"joinUrl": join_url}
     patches = sent_bodies(http, "PATCH")
     assert patches and all(not NOT_OURS & set(body) for body in patches)
+
+
+@pytest.mark.parametrize(
+    ("side", "written"),
+    [(GOOGLE, {"summary", "extendedProperties"}), (OUTLOOK, {"subject"})],
+    ids=["google", "outlook"],
+)
+def test_an_update_writes_only_what_the_crm_changed(
+    client: FlaskClient,
+    auth: dict[str, str],
+    sandbox: Sandbox,
+    http: responses.RequestsMock,
+    side: Side,
+    written: set[str],
+) -> None:
+    """A retitle sends the title alone (Google: and our tag): the description, which on an
+    Outlook online meeting holds its join information, and the times are left alone; a change
+    that the provider already holds writes nothing."""
+    connect(client, auth, side)
+    meeting = {"isOnlineMeeting": True} if side is OUTLOOK else {"conferenceData": MEET}
+    owner_event = side.body("Planning", soon(30), "Room 1") | meeting
+    planning = sandbox.create(side, owner_event)
+    sync(client, auth, side)
+    event = crm_items(client, auth)[0]
+    retitle = {"title": "Planning (moved)"}
+    assert client.patch(f"{EVENTS}/{event['id']}", json=retitle, headers=auth).status_code == 200
+
+    assert sync(client, auth, side)["eventsPushed"] == 1
+
+    (patch,) = sent_bodies(http, "PATCH")
+    assert set(patch) == written
+    after = the_item(sandbox, side, planning["id"])
+    assert side.view(after).title == "Planning (moved)"
+    assert side.view(after).start == side.view(planning).start
+    if side is OUTLOOK:
+        assert after["onlineMeeting"] == planning["onlineMeeting"]
+    # Back and forth before a sync: the provider already has it, nothing is written.
+    for title in ("Other", "Planning (moved)"):
+        body = {"title": title}
+        assert client.patch(f"{EVENTS}/{event['id']}", json=body, headers=auth).status_code == 200
+    assert sync(client, auth, side)["eventsPushed"] == 0
+    assert len(sent_bodies(http, "PATCH")) == 1

@@ -247,14 +247,16 @@ def test_windows_zone_name_becomes_iana_and_goes_back(
     assert instant(event["end"]) == end
 
     url = f"{EVENTS}/{event['id']}"
-    assert client.patch(url, json={"title": "West coast call v2"}, headers=auth).status_code == 200
+    later = {"start": p.local(1, 10, zone=LOS_ANGELES).isoformat()}
+    later["end"] = p.local(1, 11, zone=LOS_ANGELES).isoformat()
+    assert client.patch(url, json=later, headers=auth).status_code == 200
     serve(http, "D1", [], delta="D2")
-    patch = http.patch(event_url("AAMkAD-pst="), json=dict(call, subject="West coast call v2"))
+    patch = http.patch(event_url("AAMkAD-pst="), json=call)
     assert counts(sync(client, auth)) == (0, 0, 0, 1)
     sent = body_of(patch)
     pacific = {"timeZone": "Pacific Standard Time"}  # Graph's name, daylight saving or not
-    assert sent["start"] == {"dateTime": f"{p.day(1)}T09:00:00", **pacific}
-    assert sent["end"] == {"dateTime": f"{p.day(1)}T10:00:00", **pacific}
+    assert sent["start"] == {"dateTime": f"{p.day(1)}T10:00:00", **pacific}
+    assert sent["end"] == {"dateTime": f"{p.day(1)}T11:00:00", **pacific}
 
 
 def test_deleting_a_moved_instance_cancels_its_slot(

@@ -114,6 +114,9 @@ class EventLink(Base):
     etag: Mapped[str | None] = mapped_column(String(255))
     remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     synced_version: Mapped[int] = mapped_column(Integer, default=0)
+    # A digest per field group of what the provider holds since the last sync (None: not
+    # known), so that an update writes only what the CRM changed since.
+    synced_fields: Mapped[dict[str, str] | None] = mapped_column(JSON(none_as_null=True))
     seen_round: Mapped[int] = mapped_column(Integer, default=0)
 
     event: Mapped[CalendarEvent] = relationship(back_populates="links")

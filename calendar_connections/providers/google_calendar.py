@@ -23,6 +23,7 @@ from .types import (
     SyncCursorExpired,
     WriteConflict,
     translate_items,
+    wanted,
 )
 
 MAX_PAGE_SIZE = 2500  # the largest page events.list allows
@@ -94,18 +95,21 @@ def _time_node(moment: datetime | date | None, zone: str | None) -> dict[str, st
 
 
 def event_to_google(payload: EventPayload) -> dict[str, Any]:
-    """The Google event resource for a CRM event."""
+    """The Google event resource for a CRM event: on an update, only what changed (and the tag)."""
     fields = payload.fields
-    body: dict[str, Any] = {
-        "summary": fields.title,
-        "description": fields.description,
-        "location": fields.location,
-        "start": _time_node(fields.start, fields.time_zone),
-        "end": _time_node(fields.end, fields.time_zone),
-        "status": fields.status,
-        "extendedProperties": {"private": {TAG: payload.tag}},
-    }
-    if payload.series_external_id is None:
+    body: dict[str, Any] = {"extendedProperties": {"private": {TAG: payload.tag}}}
+    if wanted(payload, "title"):
+        body["summary"] = fields.title
+    if wanted(payload, "description"):
+        body["description"] = fields.description
+    if wanted(payload, "location"):
+        body["location"] = fields.location
+    if wanted(payload, "time"):
+        body["start"] = _time_node(fields.start, fields.time_zone)
+        body["end"] = _time_node(fields.end, fields.time_zone)
+    if wanted(payload, "status"):
+        body["status"] = fields.status
+    if payload.series_external_id is None and wanted(payload, "recurrence"):
         body["recurrence"] = list(fields.recurrence or [])
     return body
 

@@ -26,6 +26,7 @@ from .types import (
     SyncCursorExpired,
     WriteConflict,
     translate_items,
+    wanted,
 )
 
 # Our single-value extended property: the CRM event's API id on events the CRM created.
@@ -132,18 +133,27 @@ def _graph_time(moment: datetime | date | None, zone: str | None) -> dict[str, s
 
 
 def event_to_graph(payload: EventPayload, *, create: bool) -> dict[str, Any]:
-    """The Graph event body for a CRM event."""
+    """The Graph event body for a CRM event: on an update, only what changed.
+
+    Leaving the body out unless the description changed matters: writing the body of an
+    online meeting replaces the join information Outlook keeps in it.
+    """
     fields = payload.fields
-    body: dict[str, Any] = {
-        "subject": fields.title,
-        "body": {"contentType": "text", "content": fields.description or ""},
-        "location": {"displayName": fields.location or ""},
-        "start": _graph_time(fields.start, fields.time_zone),
-        "end": _graph_time(fields.end, fields.time_zone),
-        "isAllDay": fields.all_day,
-        "showAs": "tentative" if fields.status == "tentative" else "busy",
-    }
-    if payload.series_external_id is None:
+    body: dict[str, Any] = {}
+    if wanted(payload, "title"):
+        body["subject"] = fields.title
+    if wanted(payload, "description"):
+        body["body"] = {"contentType": "text", "content": fields.description or ""}
+    if wanted(payload, "location"):
+        body["location"] = {"displayName": fields.location or ""}
+    if wanted(payload, "time"):
+        body["start"] = _graph_time(fields.start, fields.time_zone)
+        body["end"] = _graph_time(fields.end, fields.time_zone)
+        body["isAllDay"] = fields.all_day
+    if wanted(payload, "status"):
+        body["showAs"] = "tentative" if fields.status == "tentative" else "busy"
+    # A series' pattern starts on its first day: it goes with a change of times too.
+    if payload.series_external_id is None and wanted(payload, "recurrence", "time"):
         start = fields.start
         assert start is not None
         body["recurrence"] = (

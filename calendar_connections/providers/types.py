@@ -13,6 +13,10 @@ KIND_EXCEPTION = "exception"  # a moved or changed instance of a series
 KIND_OCCURRENCE = "occurrence"  # an unchanged instance (Graph calendar views list them)
 
 
+# What a write can change, in groups that providers write together: the times go as one.
+FIELD_GROUPS = ("title", "description", "location", "time", "recurrence", "status")
+
+
 @dataclass
 class EventFields:
     """The event data both sides share."""
@@ -28,6 +32,24 @@ class EventFields:
     time_zone: str | None = None
     recurrence: list[str] | None = None
     status: str = "confirmed"
+
+    def groups(self) -> dict[str, object]:
+        """The values of each of ``FIELD_GROUPS``."""
+        return {
+            "title": self.title,
+            "description": self.description,
+            "location": self.location,
+            "time": (
+                self.all_day,
+                self.start_at,
+                self.end_at,
+                self.start_date,
+                self.end_date,
+                self.time_zone,
+            ),
+            "recurrence": self.recurrence,
+            "status": self.status,
+        }
 
     @property
     def start(self) -> datetime | date | None:
@@ -56,6 +78,11 @@ class RemoteEvent:
     crm_tag: str | None = None
 
 
+def wanted(payload: EventPayload, *groups: str) -> bool:
+    """Whether an update of ``payload`` writes any of the field ``groups`` (a create, all)."""
+    return payload.only is None or any(group in payload.only for group in groups)
+
+
 @dataclass
 class EventPayload:
     """A CRM event to write at a provider.
@@ -67,6 +94,8 @@ class EventPayload:
     uid: str
     tag: str
     fields: EventFields
+    # On an update, the field groups to write (see ``FIELD_GROUPS``); None writes them all.
+    only: frozenset[str] | None = None
     series_external_id: str | None = None
     original_start: datetime | date | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -81,6 +82,30 @@ def fields_of(event: CalendarEvent) -> EventFields:
         recurrence=list(event.recurrence) if event.recurrence else None,
         status=event.status,
     )
+
+
+def field_digests(fields: EventFields) -> dict[str, str]:
+    """A short digest of each field group, to tell later which groups changed."""
+    return {
+        name: hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        for name, value in fields.groups().items()
+    }
+
+
+def changed_groups(fields: EventFields, synced: dict[str, str] | None) -> frozenset[str] | None:
+    """The field groups that differ from what the provider was last known to hold; None when
+    that is not known (everything is written)."""
+    if synced is None:
+        return None
+    return frozenset(
+        name for name, digest in field_digests(fields).items() if synced.get(name) != digest
+    )
+
+
+def mark_synced(link: EventLink, version: int, fields: EventFields | None) -> None:
+    """The provider holds ``version`` of the event, with ``fields`` (None: not known)."""
+    link.synced_version = version
+    link.synced_fields = field_digests(fields) if fields is not None else None
 
 
 def storable_fields(fields: EventFields) -> EventFields:
@@ -242,7 +267,7 @@ class Puller:
         version), this one has it already (its link is in sync with that version)."""
         event.touch(when)
         if link is not None:
-            link.synced_version = event.version
+            mark_synced(link, event.version, fields_of(event))
 
     def remove(self, external_id: str, remote_updated: datetime | None) -> None:
         """The provider deleted ``external_id``: delete the CRM event, unless the CRM wins."""
@@ -310,7 +335,9 @@ class Puller:
                     event_id=tagged.id,
                     external_id=remote.external_id,
                     kind=LINK_EVENT,
-                    synced_version=tagged.version if same else 0,
+                )
+                mark_synced(
+                    link, tagged.version if same else 0, fields_of(tagged) if same else None
                 )
                 self.session.add(link)
                 link.event = tagged
@@ -341,7 +368,8 @@ class Puller:
             return
         unsynced = event.version > link.synced_version
         if unsynced and not (remote.updated and remote.updated > event.updated_at):
-            link.etag = remote.etag  # the CRM's later change wins: the push overwrites
+            # The CRM's later change wins: the push overwrites the provider's whole version.
+            link.etag, link.synced_fields = remote.etag, None
             return
         incoming = storable_fields(remote.fields)
         incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
@@ -351,7 +379,7 @@ class Puller:
             self.counts.updated += event not in self.created
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
-        link.synced_version = event.version
+        mark_synced(link, event.version, fields_of(event))
 
     @staticmethod
     def _edited_after_delete(event: CalendarEvent, link: EventLink, remote: RemoteEvent) -> bool:
@@ -385,18 +413,17 @@ class Puller:
         event.created_at = now
         event.updated_at = remote.updated or now
         self.session.add(event)
-        self.session.add(
-            EventLink(
-                connection_id=self.connection.id,
-                event=event,
-                external_id=remote.external_id,
-                kind=LINK_EVENT,
-                etag=remote.etag,
-                remote_updated_at=remote.updated,
-                synced_version=1,
-                seen_round=self.round,
-            )
+        link = EventLink(
+            connection_id=self.connection.id,
+            event=event,
+            external_id=remote.external_id,
+            kind=LINK_EVENT,
+            etag=remote.etag,
+            remote_updated_at=remote.updated,
+            seen_round=self.round,
         )
+        mark_synced(link, 1, fields_of(event))
+        self.session.add(link)
         self.created.add(event)
         self.counts.created += 1
 

@@ -21,12 +21,20 @@ from ..models import (
 from ..providers.errors import ProviderRejected
 from ..providers.types import (
     CalendarClient,
+    EventFields,
     EventPayload,
     RemoteEvent,
     RemoteGone,
     WriteConflict,
 )
-from .apply import Puller, assign_fields, fields_of, occurrence_key
+from .apply import (
+    Puller,
+    assign_fields,
+    changed_groups,
+    fields_of,
+    mark_synced,
+    occurrence_key,
+)
 from .reconcile import UNLISTED
 from .recurrence import RecurrenceError, exdates
 
@@ -157,6 +165,7 @@ class Pusher:
         link: EventLink | None,
         remote: RemoteEvent,
         version: int,
+        fields: EventFields,
         *,
         inserted: bool = False,
     ) -> None:
@@ -174,7 +183,7 @@ class Pusher:
         link.external_id = remote.external_id
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
-        link.synced_version = version
+        mark_synced(link, version, fields)
         # An inserted event waits for a listing to show it (see reconcile.UnconfirmedLinks).
         link.seen_round = UNLISTED if inserted else self.puller.round
         self.counts.pushed += 1
@@ -201,19 +210,24 @@ class Pusher:
                 log.info("event %s: no Outlook occurrence to move; skipped", event.id)
                 return
             remote = self.client.update(occurrence.external_id, payload, None)
-            self._record(event, occurrence, remote, version)
+            self._record(event, occurrence, remote, version, payload.fields)
             return
         remote = self.client.insert(payload)
-        self._record(event, None, remote, version, inserted=True)
+        self._record(event, None, remote, version, payload.fields, inserted=True)
 
     def _update(
         self, event: CalendarEvent, link: EventLink, payload: EventPayload, version: int
     ) -> None:
         remote: RemoteEvent | None
+        payload.only = changed_groups(payload.fields, link.synced_fields)
+        if payload.only is not None and not payload.only:
+            mark_synced(link, version, payload.fields)  # nothing the provider lacks
+            return
         self._write()
         try:
             remote = self.client.update(link.external_id, payload, link.etag)
         except WriteConflict:
+            payload.only = None  # the CRM's whole version wins, or the provider's does
             remote = self._resolve_conflict(event, link, payload)
             if remote is None:
                 return
@@ -222,9 +236,10 @@ class Pusher:
             # later one, so the event is created again.
             self.session.delete(link)
             self.session.flush()
+            payload.only = None
             self._insert(event, payload, version)
             return
-        self._record(event, link, remote, version)
+        self._record(event, link, remote, version, payload.fields)
 
     def _resolve_conflict(
         self, event: CalendarEvent, link: EventLink, payload: EventPayload
@@ -235,7 +250,7 @@ class Pusher:
             assign_fields(event, current.fields)
             link.etag = current.etag
             link.remote_updated_at = current.updated
-            link.synced_version = event.version
+            mark_synced(link, event.version, fields_of(event))
             self.counts.updated += 1
             return None
         self._write()
