@@ -1,7 +1,7 @@
 """idempotency keys of POST /events
 
-Revision ID: 0003_idempotency_keys
-Revises: 0002_events
+Revision ID: 0004_idempotency_keys
+Revises: 0003_link_synced_fields
 
 """
 from alembic import op
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0003_idempotency_keys'
-down_revision = '0002_events'
+revision = '0004_idempotency_keys'
+down_revision = '0003_link_synced_fields'
 branch_labels = None
 depends_on = None
 
