@@ -8,17 +8,25 @@ PYTEST_ARGS ?=
 
 export FLASK_APP := calendar_connections
 
-.PHONY: install run migrate test lint typecheck pytest clean
+.PHONY: install run migrate test lint typecheck pytest clean constraints
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the declared dependencies change.
-$(VENV)/.installed: setup.cfg pyproject.toml | $(BIN)/activate
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# Reinstall only when the declared dependencies or their tested versions change.
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
+		--constraint constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
+
+# Pin what is installed now as the tested versions: run after changing setup.cfg, then test.
+constraints: | $(BIN)/activate
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade -e '.[dev]'
+	printf '# Tested versions, written by `make constraints`; `make install` installs these.\n' > constraints.txt
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check >> constraints.txt
+	touch $(VENV)/.installed
 
 # A checkout that `make run` serves is a developer's: development mode unless told otherwise.
 instance/config.py:

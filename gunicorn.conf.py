@@ -1,6 +1,16 @@
 """gunicorn settings for calendar-connections; each can be overridden from the environment."""
 
 import os
+import sys
+
+from calendar_connections.config import ConfigurationError, preflight
+
+try:
+    # Refuse here, in the master, before any worker: one line, not a traceback per worker.
+    preflight()
+except ConfigurationError as exc:
+    print(f"calendar-connections: {exc.format_message()}", file=sys.stderr)
+    sys.exit(1)
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '18080')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -17,18 +27,22 @@ access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms rid=%({x-requ
 control_socket_disable = True
 
 
-def when_ready(server):
-    """Tell a new user where things are."""
+def _announce(worker):
+    """Tell a new user where things are, once the first worker has loaded the app."""
     host, port = bind.rsplit(":", 1)
     shown = "localhost" if host in {"0.0.0.0", "::"} else host
-    server.log.info("calendar-connections serving on http://%s:%s/api/v1", shown, port)
-    server.log.info("API docs: http://%s:%s/api/v1/docs", shown, port)
-    server.log.info("Bearer token for local use: .venv/bin/flask auth issue-token USER_ID")
+    worker.log.info("calendar-connections serving on http://%s:%s/api/v1", shown, port)
+    worker.log.info("API docs: http://%s:%s/api/v1/docs", shown, port)
+    worker.log.info("Bearer token for local use: .venv/bin/flask auth issue-token USER_ID")
 
 
 def post_worker_init(worker):
     """Start the sync scheduler in each worker (after the fork, so its thread is alive)."""
     from calendar_connections.scheduler import get_scheduler
+
+    if worker.age == 1:
+        # The first worker of this master is up: the app loads, so the banner is true now.
+        _announce(worker)
 
     scheduler = get_scheduler(worker.wsgi)
     if scheduler is not None:

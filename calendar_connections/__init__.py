@@ -11,7 +11,7 @@ def create_app(
     test_config: dict[str, Any] | None = None, *, instance_path: str | None = None
 ) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
-    from . import api, auth, cli, crypto, docs, errors, health, logs, scheduler
+    from . import api, auth, cli, cors, crypto, docs, errors, health, logs, scheduler
     from .config import load_config
     from .extensions import api as smorest_api
     from .extensions import db, migrate
@@ -28,6 +28,7 @@ def create_app(
     errors.init_app(app)
     api.init_app(app)
     docs.init_app(app)
+    cors.init_app(app)
     health.init_app(app)
     cli.init_app(app)
     scheduler.init_app(app)

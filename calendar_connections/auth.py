@@ -10,6 +10,7 @@ from flask_jwt_extended import create_access_token, get_jwt
 
 from .errors import problem_response
 from .extensions import jwt
+from .text import unstorable_reason
 
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="calendar-connections"'}
 
@@ -18,12 +19,35 @@ def _unauthorized(detail: str) -> Response:
     return problem_response(401, detail, kind="unauthorized", headers=BEARER_CHALLENGE)
 
 
-def _valid_subject(subject: Any) -> bool:
-    if isinstance(subject, bool):
-        return False
-    if isinstance(subject, int):
-        return True
-    return isinstance(subject, str) and 0 < len(subject) <= 255
+# The longest user id stored (the `user_id` columns).
+SUBJECT_MAX_LENGTH = 255
+
+
+def _subject_problem(subject: Any) -> str | None:
+    """Why ``sub`` is not a user id, or None when it is one."""
+    if isinstance(subject, bool) or not isinstance(subject, int | str):
+        return "The Bearer token's `sub` claim is not a user id (a string or an integer)."
+    # Checked before converting: the decimal string of a huge integer is costly, then refused.
+    if isinstance(subject, int) and subject.bit_length() > 3 * SUBJECT_MAX_LENGTH:
+        return f"The Bearer token's `sub` claim is longer than {SUBJECT_MAX_LENGTH} characters."
+    text = str(subject)
+    if not text:
+        return "The Bearer token's `sub` claim is empty."
+    if len(text) > SUBJECT_MAX_LENGTH:
+        return f"The Bearer token's `sub` claim is longer than {SUBJECT_MAX_LENGTH} characters."
+    reason = unstorable_reason(text)
+    if reason:
+        return f"The Bearer token's `sub` claim is not a user id: {reason}"
+    return None
+
+
+def claims_problem(payload: dict[str, Any]) -> str | None:
+    """Why the token's claims are refused (beyond its signature and times), or None."""
+    if "exp" not in payload:
+        return "The Bearer token has no `exp` claim: tokens must expire."
+    if payload.get("type", "access") != "access":
+        return "The Bearer token is not an access token (its `type` claim is not `access`)."
+    return _subject_problem(payload.get("sub"))
 
 
 def current_user_id() -> str:
@@ -63,12 +87,12 @@ def init_app(app: Flask) -> None:
         return _unauthorized("A fresh Bearer token is required.")
 
     @jwt.token_verification_loader
-    def has_subject(header: dict[str, Any], payload: dict[str, Any]) -> bool:
-        return _valid_subject(payload.get("sub"))
+    def acceptable_claims(header: dict[str, Any], payload: dict[str, Any]) -> bool:
+        return claims_problem(payload) is None
 
     @jwt.token_verification_failed_loader
-    def bad_subject(header: dict[str, Any], payload: dict[str, Any]) -> Response:
-        return _unauthorized("The Bearer token's `sub` claim is not a user id.")
+    def refused_claims(header: dict[str, Any], payload: dict[str, Any]) -> Response:
+        return _unauthorized(claims_problem(payload) or "The Bearer token was refused.")
 
     @jwt.user_lookup_error_loader
     def unknown_user(header: dict[str, Any], payload: dict[str, Any]) -> Response:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -38,6 +41,50 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=int(match.group(1)) * _UNIT_SECONDS[match.group(2)])
 
 
+class DurationType(click.ParamType[timedelta]):
+    """A duration option: errors name the option (``--older-than``, ``--expires``)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        match = _DURATION.match(str(value).lower())
+        if not match:
+            self.fail(f"{value!r} is not a duration such as 300, 5m, 1h or 2d", param, ctx)
+        return parse_duration(str(value))
+
+
+class _HeldLogs(logging.Handler):
+    """Keeps log records while a progress bar is drawn, then hands them on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def logs_after_bar() -> Iterator[None]:
+    """Log lines written while the bar is drawn come after it, never across it."""
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    held = _HeldLogs()
+    for handler in handlers:
+        root.removeHandler(handler)
+    root.addHandler(held)
+    try:
+        yield
+    finally:
+        root.removeHandler(held)
+        for handler in handlers:
+            root.addHandler(handler)
+        for record in held.records:
+            root.handle(record)
+
+
 class ProviderType(click.ParamType[Provider]):
     """GOOGLE or OUTLOOK, any case."""
 
@@ -57,8 +104,14 @@ calendar_cli = AppGroup("calendar", help="Connections and their syncs.")
 
 @auth_cli.command("issue-token")
 @click.argument("user_id")
-@click.option("--expires", default="1h", show_default=True, help="Lifetime: 300, 5m, 1h, 2d.")
-def issue_token_command(user_id: str, expires: str) -> None:
+@click.option(
+    "--expires",
+    type=DurationType(),
+    default="1h",
+    show_default=True,
+    help="Lifetime: 300, 5m, 1h, 2d.",
+)
+def issue_token_command(user_id: str, expires: timedelta) -> None:
     """Print a Bearer token for USER_ID, signed with the configured HS256 secret."""
     algorithm = current_app.config["JWT_ALGORITHM"]
     if not algorithm.startswith("HS"):
@@ -66,10 +119,9 @@ def issue_token_command(user_id: str, expires: str) -> None:
             f"JWT_ALGORITHM is {algorithm}: tokens are issued by the CRM auth service, "
             "which holds the private key; this command only signs HS256 tokens."
         )
-    lifetime = parse_duration(expires)
-    if lifetime.total_seconds() <= 0:
-        raise click.BadParameter("must be longer than zero", param_hint="--expires")
-    click.echo(issue_token(user_id, lifetime))
+    if expires.total_seconds() <= 0:
+        raise click.BadParameter("must be longer than zero", param_hint="'--expires'")
+    click.echo(issue_token(user_id, expires))
 
 
 @tokens_cli.command("rotate-keys")
@@ -151,21 +203,28 @@ def sync_command(user_id: str, provider: Provider) -> None:
 
 
 @calendar_cli.command("sync-stale")
-@click.option("--older-than", default=None, help="Stale after (300, 5m, 1h); SYNC_STALE_AFTER.")
-def sync_stale_command(older_than: str | None) -> None:
+@click.option(
+    "--older-than",
+    type=DurationType(),
+    default=None,
+    help="Stale after (300, 5m, 1h); SYNC_STALE_AFTER.",
+)
+def sync_stale_command(older_than: timedelta | None) -> None:
     """Sync every stale connection, with a progress bar and a summary."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    age = parse_duration(older_than) if older_than else None
     failures: list[str] = []
-    with click.progressbar(length=0, label="Syncing", show_pos=True) as bar:
+    with logs_after_bar(), click.progressbar(length=0, label="Syncing", show_pos=True) as bar:
+
+        def on_claimed(total: int) -> None:
+            bar.length = total
+            bar.render_progress()
 
         def on_result(result: Any) -> None:
-            bar.length = (bar.length or 0) + 1
             bar.update(1)
             if not result.success:
                 failures.append(f"{result.provider}: {result.error}")
 
-        outcome = run_round(app, older_than=age, on_result=on_result)
+        outcome = run_round(app, older_than=older_than, on_result=on_result, on_claimed=on_claimed)
     click.echo(
         f"{outcome.claimed} stale connection(s): {len(outcome.results) - outcome.failed} "
         f"synced, {outcome.failed} failed."

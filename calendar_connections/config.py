@@ -13,15 +13,20 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import click
 from cryptography.fernet import Fernet
 from flask import Flask
 
 log = logging.getLogger(__name__)
 
 
-class ConfigurationError(RuntimeError):
-    """The configuration cannot run: the message names the variable to set."""
+class ConfigurationError(click.ClickException):
+    """The configuration cannot run: the message names the variable to set.
+
+    A ClickException, so that ``flask`` prints it as one line, not as a traceback.
+    """
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SYNC_RETRY_BACKOFF", 0.5, "backoff factor (seconds) between retries", float),
     Setting("SYNC_RETRY_AFTER_MAX", 60, "longest Retry-After the service waits, seconds", int),
     Setting("OUTLOOK_PAGE_SIZE", 200, "`Prefer: odata.maxpagesize` for Graph delta pages", int),
+    Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "largest request body in bytes (413 beyond)", int),
+    Setting("JWT_LEEWAY", 30, "seconds of clock skew allowed on `exp`, `iat` and `nbf`", int),
+    Setting("CORS_ORIGINS", (), "comma-separated origins whose browsers may call the API", list),
+)
+
+JWT_ALGORITHMS = ("HS256", "RS256")
+# Every URL the service sends a client secret, a code or a user's token to.
+PROVIDER_URLS = (
+    "GOOGLE_AUTHORIZE_URL",
+    "GOOGLE_TOKEN_URL",
+    "GOOGLE_REVOKE_URL",
+    "GOOGLE_API_BASE_URL",
+    "GOOGLE_REDIRECT_URI",
+    "OUTLOOK_AUTHORITY_URL",
+    "OUTLOOK_GRAPH_BASE_URL",
+    "OUTLOOK_REDIRECT_URI",
 )
 
 # Values shipped in examples: a deployment still using one of them has no secret at all.
@@ -111,6 +132,8 @@ def _parse(setting: Setting, raw: str) -> Any:
             raise ConfigurationError(f"{setting.name} must be a number, got {raw!r}") from exc
     if setting.kind is bool:
         return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if setting.kind is list:
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     return raw
 
 
@@ -131,10 +154,23 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         database = Path(app.instance_path) / "calendar_connections.sqlite"
         app.config["DATABASE_URL"] = f"sqlite:///{database}"
     app.config["SQLALCHEMY_DATABASE_URI"] = app.config["DATABASE_URL"]
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    engine_options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    engine_options.setdefault("pool_pre_ping", True)
+    # SQL parameters are calendar data: never in an error message or a log line.
+    engine_options["hide_parameters"] = True
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
     _configure_jwt(app)
     _configure_openapi(app)
     check_secrets(app)
+    check_production(app)
+
+
+def preflight() -> None:
+    """Read the configuration as the app will, without building it: refusals surface early.
+
+    gunicorn calls it in its master, so that a refusal is one line before any worker starts.
+    """
+    load_config(Flask("calendar_connections", instance_relative_config=True), None)
 
 
 def _point_at_sandbox(app: Flask, given: set[str]) -> None:
@@ -159,6 +195,8 @@ def _configure_jwt(app: Flask) -> None:
     # The CRM's auth service may put a JSON number in `sub`; we normalise it ourselves.
     app.config["JWT_VERIFY_SUB"] = False
     app.config["JWT_ERROR_MESSAGE_KEY"] = "detail"
+    # The CRM's auth service runs on another clock: allow it to be a little ahead or behind.
+    app.config["JWT_DECODE_LEEWAY"] = int(app.config["JWT_LEEWAY"])
 
 
 def _configure_openapi(app: Flask) -> None:
@@ -178,9 +216,32 @@ def is_development(app: Flask) -> bool:
     return bool(app.config.get("TESTING")) or app.config["APP_ENV"] == "development"
 
 
+def check_production(app: Flask) -> None:
+    """Refuse settings that would hand secrets or users' tokens to the wrong host."""
+    if is_development(app):
+        return
+    if app.config.get("PROVIDER_SANDBOX_URL"):
+        raise ConfigurationError(
+            "Refusing to start in production with PROVIDER_SANDBOX_URL set: it would send the "
+            "client secrets and users' tokens to the sandbox. Unset it, or set "
+            "APP_ENV=development."
+        )
+    for name in PROVIDER_URLS:
+        value = app.config.get(name)
+        if value and urlsplit(str(value)).scheme != "https":
+            raise ConfigurationError(
+                f"Refusing to start in production: {name} must be an https URL, not {str(value)!r}."
+            )
+
+
 def check_secrets(app: Flask) -> None:
     """Refuse missing or default secrets in production; make throwaway ones in development."""
     algorithm = str(app.config["JWT_ALGORITHM"]).upper()
+    if algorithm not in JWT_ALGORITHMS:
+        raise ConfigurationError(
+            f"JWT_ALGORITHM is {app.config['JWT_ALGORITHM']!r}: use one of "
+            f"{', '.join(JWT_ALGORITHMS)}."
+        )
     app.config["JWT_ALGORITHM"] = algorithm
     needs_generated: list[str] = []
 

@@ -26,7 +26,7 @@ from .models import (
     SyncStatus,
     utcnow,
 )
-from .providers.accounts import fetch_account, oauth_config
+from .providers.accounts import fetch_account, missing_scopes, oauth_config
 from .providers.errors import (
     ProviderError,
     ProviderNotConfigured,
@@ -46,6 +46,17 @@ DISCONNECT_LEASE = timedelta(seconds=60)
 
 class AuthorizationStateError(Exception):
     """The callback's ``state`` is unknown, expired, used, or not this user's or provider's."""
+
+
+class CalendarAccessNotGranted(Exception):
+    """The user consented but left out a scope the service needs (Google lets them untick)."""
+
+    def __init__(self, provider: Provider, missing: list[str]) -> None:
+        super().__init__(
+            f"{provider.label} access was granted without calendar access "
+            f"(missing: {', '.join(missing)}): connect again and allow access to your calendar."
+        )
+        self.missing = missing
 
 
 class AuthorizationDenied(Exception):
@@ -214,6 +225,28 @@ def complete_authorization(
         raise AuthorizationStateError("The callback has neither `code` nor `error`.")
 
     token = _exchange_code(provider, oauth, code=code, verifier=verifier, redirect_uri=redirect_uri)
+    try:
+        return _connect(session, cipher, user_id, provider, config, token)
+    except Exception:
+        # Whatever failed, the grant must not outlive it at the provider.
+        session.rollback()
+        if oauth.revoke_url:
+            _revoke(provider, oauth, token)
+        raise
+
+
+def _connect(
+    session: Session,
+    cipher: TokenCipher,
+    user_id: str,
+    provider: Provider,
+    config: Mapping[str, Any],
+    token: dict[str, Any],
+) -> CalendarConnection:
+    """Check the grant, read the account and store the connection with its tokens."""
+    missing = missing_scopes(provider, token)
+    if missing:
+        raise CalendarAccessNotGranted(provider, missing)
     account = fetch_account(provider, config, token)
 
     connection = _get_or_create_connection(session, user_id, provider)

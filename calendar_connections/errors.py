@@ -8,13 +8,19 @@ from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, Response, current_app, json, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from flask import Flask, Response, current_app, g, has_request_context, json, request
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:problem-type:calendar-connections:"
+# Seconds a client waits before retrying when the database does not answer.
+DATABASE_RETRY_AFTER = 5
+# Database errors that mean "not reachable now" (network, restart, failover, pool exhausted).
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, DisconnectionError, PoolTimeoutError)
 
 
 class ProblemSchema(ma.Schema):
@@ -37,6 +43,12 @@ class ProblemSchema(ma.Schema):
     )
     errors = ma.fields.Dict(
         metadata={"description": "Per-field validation messages (422 only)"},
+    )
+    allowedValues = ma.fields.List(
+        ma.fields.String(), metadata={"description": "The values a path segment may take"}
+    )
+    requestId = ma.fields.String(
+        metadata={"description": "The request's X-Request-ID, to quote when reporting it"}
     )
 
 
@@ -85,6 +97,8 @@ def problem_response(
         "instance": request.path if request else "",
         "time": utc_now_iso(),
     }
+    if has_request_context() and "request_id" in g:
+        body["requestId"] = g.request_id
     body.update(extra or {})
     response = current_app.response_class(
         json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE
@@ -140,6 +154,10 @@ def handle_http_exception(error: HTTPException) -> Response:
         detail = f"No resource at {request.path}."
     elif status == 405:
         detail = f"{request.method} is not allowed on {request.path}."
+    elif isinstance(error, RequestEntityTooLarge):
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        detail = f"The body is larger than {limit} bytes (MAX_CONTENT_LENGTH)."
+        return problem_response(status, detail, kind="body-too-large", headers=headers)
     elif status >= 500:
         detail = "The service failed to handle the request."
     else:
@@ -159,10 +177,34 @@ def handle_problem(error: Problem) -> Response:
     )
 
 
+def handle_database_unavailable(error: Exception) -> Response:
+    """The database did not answer: a 503 the client may retry; this request stored nothing."""
+    from .extensions import db  # the extensions import this module
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone: dropping the session is all that is left
+        pass
+    cause = getattr(error, "orig", None) or error
+    # The class name only: the message of a database error may quote calendar data.
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, type(cause).__name__
+    )
+    return problem_response(
+        503,
+        "The database is not reachable; nothing was stored. Try again shortly.",
+        kind="database-unavailable",
+        title="Database unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     """Anything else: log it whole, tell the client nothing of the internals."""
     if isinstance(error, HTTPException):
         return handle_http_exception(error)
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return handle_database_unavailable(error)
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem_response(500, "The service failed to handle the request.", kind="internal")
 
@@ -171,5 +213,7 @@ def init_app(app: Flask) -> None:
     """Register the problem-details handlers for every error."""
     app.register_error_handler(Problem, handle_problem)
     app.register_error_handler(HTTPException, handle_http_exception)
+    for database_error in DATABASE_UNAVAILABLE:
+        app.register_error_handler(database_error, handle_database_unavailable)
     # Registered for Exception (not for 500), so it also answers when TESTING propagates.
     app.register_error_handler(Exception, handle_unexpected)

@@ -9,7 +9,9 @@ from typing import Any
 
 import marshmallow as ma
 
+from .models.event import DESCRIPTION_MAX_LENGTH, LOCATION_MAX_LENGTH, TITLE_MAX_LENGTH
 from .sync.timezones import is_valid_zone
+from .text import unstorable_reason
 
 STATUS_VALUES = ["confirmed", "tentative"]
 
@@ -80,10 +82,69 @@ def _known_zone(name: str) -> None:
         )
 
 
-_TITLE = ma.validate.Length(min=1, max=1024)
+_TITLE = ma.validate.Length(min=1, max=TITLE_MAX_LENGTH)
+# The longest IANA zone name is 32 characters; the column holds 64.
+TIME_ZONE_MAX_LENGTH = 64
 
 
-class EventSchema(ma.Schema):
+def _unstorable_texts(value: Any) -> list[str]:
+    """Why each string in ``value`` (a JSON value, nested lists and objects too) cannot be
+    stored."""
+    reasons: list[str] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            reason = unstorable_reason(node)
+            if reason:
+                reasons.append(reason)
+        elif isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return reasons
+
+
+class TextSafeSchema(ma.Schema):
+    """A body schema that refuses NUL characters and lone surrogates in any of its texts."""
+
+    @ma.pre_load
+    def refuse_unstorable_text(self, data: Any, **kwargs: Any) -> Any:
+        """A 422 naming each field whose text no database could store alike."""
+        if not isinstance(data, dict):
+            return data
+        errors = {}
+        for name, value in data.items():
+            reasons = _unstorable_texts([name, value])
+            if reasons:
+                field = name if unstorable_reason(name) is None else repr(name)
+                errors[field] = sorted(set(reasons))
+        if errors:
+            raise ma.ValidationError(errors)
+        return data
+
+
+EVENT_EXAMPLE = {
+    "title": "Quarterly review",
+    "description": "Numbers for Q3, then the plan for Q4.",
+    "location": "Room 4.12",
+    "start": "2026-01-05T09:00:00+01:00",
+    "end": "2026-01-05T10:00:00+01:00",
+    "timeZone": "Europe/Berlin",
+    "recurrence": ["RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=4"],
+    "status": "confirmed",
+}
+ALL_DAY_EXAMPLE = {
+    "title": "Team offsite",
+    "allDay": True,
+    "startDate": "2026-02-02",
+    "endDate": "2026-02-04",
+}
+EVENT_PATCH_EXAMPLE = {"title": "Quarterly review (moved)", "location": None}
+
+
+class EventSchema(TextSafeSchema):
     """A CRM calendar event: timed (``start``/``end``) or all-day (``startDate``/``endDate``)."""
 
     class Meta:
@@ -92,8 +153,12 @@ class EventSchema(ma.Schema):
 
     id = ma.fields.Integer(dump_only=True)
     title = ma.fields.String(required=True, validate=_TITLE)
-    description = ma.fields.String(allow_none=True)
-    location = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=1024))
+    description = ma.fields.String(
+        allow_none=True, validate=ma.validate.Length(max=DESCRIPTION_MAX_LENGTH)
+    )
+    location = ma.fields.String(
+        allow_none=True, validate=ma.validate.Length(max=LOCATION_MAX_LENGTH)
+    )
     allDay = ma.fields.Boolean(
         metadata={"description": "true: the event has startDate/endDate instead of start/end"}
     )
@@ -112,7 +177,7 @@ class EventSchema(ma.Schema):
     )
     timeZone = ma.fields.String(
         allow_none=True,
-        validate=_known_zone,
+        validate=[ma.validate.Length(max=TIME_ZONE_MAX_LENGTH), _known_zone],
         metadata={"description": "IANA zone the event is kept in; UTC when not given (timed)"},
     )
     recurrence = ma.fields.List(
@@ -177,3 +242,22 @@ class EventWindowSchema(ma.Schema):
         """``to`` comes after ``from``."""
         if "start" in data and "end" in data and data["end"] <= data["start"]:
             raise ma.ValidationError("Must be after `from`.", field_name="to")
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    """The optional ``Idempotency-Key`` header of a create."""
+
+    class Meta:
+        unknown = ma.EXCLUDE
+
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key",
+        validate=ma.validate.Regexp(
+            r"^[!-~]{1,255}$", error="Use 1 to 255 visible ASCII characters, such as a UUID."
+        ),
+        metadata={
+            "description": "Retrying with the same key within 24 hours returns the first "
+            "answer and creates nothing more; the same key with another body is a 422.",
+            "example": "5f0c2a8e-8d7b-4a7e-9a51-0d6c2f1e9b3a",
+        },
+    )

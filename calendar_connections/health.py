@@ -8,7 +8,7 @@ from flask import Blueprint, Flask, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from .errors import problem_response
+from .errors import DATABASE_RETRY_AFTER, problem_response
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,12 @@ def readyz() -> Response:
     except SQLAlchemyError as exc:
         log.warning("readiness check failed: %s", type(exc).__name__)
         db.session.rollback()
-        return problem_response(503, "The database does not answer.", kind="not-ready")
+        return problem_response(
+            503,
+            "The database does not answer.",
+            kind="not-ready",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
     return jsonify(status="ready")
 
 

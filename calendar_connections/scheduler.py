@@ -67,6 +67,7 @@ def run_round(
     older_than: timedelta | None = None,
     limit: int | None = None,
     on_result: Callable[[SyncResult], None] | None = None,
+    on_claimed: Callable[[int], None] | None = None,
 ) -> RoundResult:
     """Claim stale connections (oldest first) and sync them, a bounded number at a time."""
     concurrency = max(1, int(app.config.get("SYNC_CONCURRENCY", 4)))
@@ -82,6 +83,8 @@ def run_round(
             limit=limit or int(app.config.get("SYNC_BATCH_SIZE", 100)),
         )
         db.session.remove()
+    if on_claimed is not None:
+        on_claimed(len(claimed))
     results: list[SyncResult] = []
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sync") as pool:
         futures = [pool.submit(sync_connection_by_id, app, cid, owner) for cid in claimed]

@@ -47,7 +47,8 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
 
 
 def encode(claims: dict[str, Any], key: str = JWT_SECRET, algorithm: str = "HS256") -> str:
-    return pyjwt.encode(claims, key, algorithm=algorithm)
+    """A signed token; it expires in five minutes unless ``claims`` say otherwise."""
+    return pyjwt.encode({"exp": int(time.time()) + 300, **claims}, key, algorithm=algorithm)
 
 
 BAD_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
@@ -116,7 +117,7 @@ def test_rs256_tokens_verify_with_the_public_key(make_app: Callable[..., Flask])
     )
     app = make_app(JWT_ALGORITHM="RS256", JWT_PUBLIC_KEY=public_pem.decode())
     client = app.test_client()
-    token = pyjwt.encode({"sub": "u"}, private, algorithm="RS256")
+    token = pyjwt.encode({"sub": "u", "exp": int(time.time()) + 60}, private, algorithm="RS256")
     assert (
         client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {token}"}).status_code
         == 200
@@ -184,7 +185,7 @@ def test_sync_of_a_provider_not_connected_is_a_404_problem(
     assert "not connected" in body["detail"]
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing", f"{BASE}/yahoo/authorize", "/"])
+@pytest.mark.parametrize("path", ["/api/v1/nothing", f"{BASE}/yahoo/authorize"])
 def test_unknown_paths_are_404_problems(
     client: FlaskClient, auth: dict[str, str], path: str
 ) -> None:
@@ -221,3 +222,62 @@ def test_request_id_is_echoed_or_made(client: FlaskClient) -> None:
         == "abc-123"
     )
     assert len(client.get(f"{BASE}/status").headers["X-Request-ID"]) == 32
+
+
+@pytest.mark.parametrize(("ahead", "status"), [(10, 200), (25, 200), (120, 401)])
+def test_a_token_issued_slightly_ahead_of_our_clock_is_accepted(
+    client: FlaskClient, ahead: int, status: int
+) -> None:
+    now = int(time.time())
+    token = encode({"sub": "u", "iat": now + ahead, "nbf": now + ahead, "exp": now + 600})
+    response = client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status
+
+
+def test_the_clock_skew_allowed_is_jwt_leeway(make_app: Callable[..., Flask]) -> None:
+    client = make_app(JWT_LEEWAY=0).test_client()
+    now = int(time.time())
+    ahead = encode({"sub": "u", "iat": now + 10, "exp": now + 600})
+    assert_problem(client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {ahead}"}), 401)
+    just_expired = encode({"sub": "u", "exp": now - 10})
+    lenient = make_app(JWT_LEEWAY=30).test_client()
+    response = lenient.get(f"{BASE}/status", headers={"Authorization": f"Bearer {just_expired}"})
+    assert response.status_code == 200
+
+
+def test_a_token_of_type_access_is_accepted(client: FlaskClient) -> None:
+    token = encode({"sub": "u", "type": "access"})
+    assert (
+        client.get(f"{BASE}/status", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 200
+    )
+
+
+def test_sql_parameters_never_reach_the_logs(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app()
+
+    @app.get("/duplicate")
+    def duplicate() -> str:
+        from sqlalchemy import text
+
+        from calendar_connections.extensions import db
+
+        statement = text(
+            "INSERT INTO calendar_connection (id, user_id, provider, connected, "
+            "last_sync_status, created_at, updated_at, full_round) "
+            "VALUES (1, :user, 'GOOGLE', false, 'PENDING', :now, :now, 0)"
+        )
+        # Built at run time: the traceback's source lines must not show it either.
+        params = {"user": "-".join(("calendar", "secret", "7f3a")), "now": datetime.now(UTC)}
+        params["now"] = params["now"].replace(tzinfo=None)
+        db.session.execute(statement, params)
+        db.session.execute(statement, params)
+        return "unreachable"
+
+    response = app.test_client().get("/duplicate")
+    assert_problem(response, 500)
+    assert "unhandled error" in caplog.text
+    assert "calendar-secret-7f3a" not in caplog.text
+    assert "calendar-secret-7f3a" not in response.get_data(as_text=True)

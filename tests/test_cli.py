@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import click
@@ -10,7 +11,13 @@ import pytest
 import requests
 from flask import Flask
 
-from calendar_connections.cli import auth_cli, calendar_cli, parse_duration, tokens_cli
+from calendar_connections.cli import (
+    auth_cli,
+    calendar_cli,
+    logs_after_bar,
+    parse_duration,
+    tokens_cli,
+)
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection
 from calendar_connections.sandbox.cli import sandbox_cli
@@ -127,3 +134,50 @@ def test_disconnect_command(connected: Flask) -> None:
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_sync_stale_shows_a_bar_with_its_total(
+    connected: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click._termui_impl
+
+    # The runner's output is no terminal: make the bar draw as it would on one.
+    monkeypatch.setattr(click._termui_impl, "isatty", lambda stream: True)
+    result = connected.test_cli_runner().invoke(args=["calendar", "sync-stale"])
+    assert result.exit_code == 0, result.output
+    assert "0/3" in result.output
+    assert "3/3" in result.output
+
+
+def test_log_lines_wait_until_the_bar_is_done() -> None:
+    seen: list[str] = []
+
+    class Remember(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    root = logging.getLogger()
+    remember = Remember()
+    root.addHandler(remember)
+    try:
+        with logs_after_bar():
+            logging.getLogger("calendar_connections.sync").warning("during the bar")
+            assert seen == []
+        assert seen == ["during the bar"]
+        assert remember in root.handlers
+    finally:
+        root.removeHandler(remember)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["calendar", "sync-stale", "--older-than", "soon"], "'--older-than'"),
+        (["auth", "issue-token", "u", "--expires", "never"], "'--expires'"),
+        (["auth", "issue-token", "u", "--expires", "0"], "'--expires'"),
+    ],
+)
+def test_cli_errors_name_the_option(app: Flask, args: list[str], option: str) -> None:
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 2, result.output
+    assert option in result.output

@@ -7,6 +7,13 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from calendar_connections.api.common import MAX_PAGE
+from calendar_connections.models.event import (
+    DESCRIPTION_MAX_LENGTH,
+    LOCATION_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+)
+
 SEED_OPERATIONS = {
     "/crm/calendar/connections/google/authorize": "get",
     "/crm/calendar/connections/google/callback": "get",
@@ -139,3 +146,46 @@ def test_events_paths_fields_and_problems_are_documented(spec: dict[str, Any]) -
     listing = spec["paths"]["/crm/calendar/events"]["get"]
     assert {"from", "to", "page", "page_size"} <= {p["name"] for p in listing["parameters"]}
     assert "X-Pagination" in listing["responses"]["200"]["headers"]
+
+
+def test_every_status_an_operation_can_answer_is_documented(spec: dict[str, Any]) -> None:
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            if method == "parameters":
+                continue
+            responses = set(operation["responses"])
+            assert {"401", "500", "503"} <= responses, (path, method)
+            if "requestBody" in operation:
+                assert {"400", "413", "415", "422"} <= responses, (path, method)
+
+
+def test_limits_are_documented(spec: dict[str, Any]) -> None:
+    event = spec["components"]["schemas"]["Event"]["properties"]
+    assert event["title"]["maxLength"] == TITLE_MAX_LENGTH
+    assert event["description"]["maxLength"] == DESCRIPTION_MAX_LENGTH
+    assert event["location"]["maxLength"] == LOCATION_MAX_LENGTH
+    listing = spec["paths"]["/crm/calendar/events"]["get"]
+    params = {p["name"]: p["schema"] for p in listing["parameters"]}
+    assert params["page"]["maximum"] == MAX_PAGE
+    assert params["page_size"]["maximum"] == 100
+    create = spec["paths"]["/crm/calendar/events"]["post"]
+    (key,) = [p for p in create["parameters"] if p["name"] == "Idempotency-Key"]
+    assert key["in"] == "header"
+    assert not key.get("required")
+
+
+def test_request_examples_are_accepted(
+    spec: dict[str, Any], client: FlaskClient, auth: dict[str, str]
+) -> None:
+    create = spec["paths"]["/crm/calendar/events"]["post"]["requestBody"]["content"]
+    examples = create["application/json"]["examples"]
+    assert len(examples) == 2
+    created = []
+    for example in examples.values():
+        response = client.post("/api/v1/crm/calendar/events", json=example["value"], headers=auth)
+        assert response.status_code == 201, response.json
+        created.append(response.json["id"])
+    patch = spec["paths"]["/crm/calendar/events/{id}"]["patch"]["requestBody"]["content"]
+    change = patch["application/json"]["example"]
+    response = client.patch(f"/api/v1/crm/calendar/events/{created[0]}", json=change, headers=auth)
+    assert response.status_code == 200, response.json

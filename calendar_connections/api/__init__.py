@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response
+import re
 
-from ..connections import AuthorizationDenied, AuthorizationStateError
-from ..errors import problem_response
+from flask import Flask, Response, request
+from werkzeug.exceptions import NotFound
+
+from ..connections import AuthorizationDenied, AuthorizationStateError, CalendarAccessNotGranted
+from ..errors import handle_http_exception, problem_response
 from ..extensions import api
 from ..providers.errors import (
     ProviderError,
@@ -13,11 +16,43 @@ from ..providers.errors import (
     ProviderNotConfigured,
     ProviderUnavailable,
 )
+from ..schemas import PROVIDER_VALUES
 from ..sync.engine import SyncAlreadyRunning
 from ..sync.service import NotConnected
 from .common import ProviderConverter, provider_param_schema
 from .connections import blp as connections_blp
 from .events import blp as events_blp
+
+# The seed's authorize and callback paths name their provider in lowercase.
+_OAUTH_PATH = re.compile(
+    r"^(?P<base>/api/v1/crm/calendar/connections/)(?P<slug>[^/]+)/(?P<step>authorize|callback)/?$"
+)
+_SLUGS = [provider.lower() for provider in PROVIDER_VALUES]
+
+
+def _not_found_problem(error: NotFound) -> Response:
+    """A 404; on an OAuth path with a wrong provider, one that says which paths exist."""
+    match = _OAUTH_PATH.match(request.path)
+    if match is None or match["slug"] in _SLUGS:
+        return handle_http_exception(error)
+    slug, step = match["slug"], match["step"]
+    if slug.lower() in _SLUGS:
+        detail = (
+            f"No resource at {request.path}: provider paths are lowercase, use "
+            f"{match['base']}{slug.lower()}/{step}."
+        )
+    else:
+        detail = (
+            f"Unknown provider {slug!r} in {request.path}: use one of "
+            f"{', '.join(_SLUGS)} (lowercase), as in {match['base']}{_SLUGS[0]}/{step}."
+        )
+    return problem_response(404, detail, kind="unknown-provider", extra={"allowedValues": _SLUGS})
+
+
+def _scope_problem(error: CalendarAccessNotGranted) -> Response:
+    return problem_response(
+        400, str(error), kind="calendar-access-not-granted", title="Calendar access not granted"
+    )
 
 
 def _state_problem(error: AuthorizationStateError) -> Response:
@@ -70,3 +105,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ProviderError, _provider_problem)
     app.register_error_handler(NotConnected, _not_connected_problem)
     app.register_error_handler(SyncAlreadyRunning, _running_problem)
+    app.register_error_handler(CalendarAccessNotGranted, _scope_problem)
+    app.register_error_handler(NotFound, _not_found_problem)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any, TypeVar
 
+import marshmallow as ma
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 from werkzeug.routing import BaseConverter
@@ -13,8 +14,38 @@ from werkzeug.routing import BaseConverter
 from ..errors import Problem
 from ..models import Provider
 from ..schemas import PROVIDER_VALUES
+from .bodies import JsonBodyParser
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The last page a list serves: beyond it an offset means nothing and only costs the database.
+MAX_PAGE = 1_000_000
+# Every operation may meet a database that does not answer (503, with Retry-After).
+ALWAYS_DOCUMENTED = (401, 500, 503)
+# Statuses of an operation that reads a JSON body.
+BODY_STATUSES = (400, 413, 415, 422)
+
+
+class ApiBlueprint(Blueprint):  # type: ignore[misc]
+    """A flask-smorest Blueprint that reads bodies strictly and bounds ``page``."""
+
+    ARGUMENTS_PARSER = JsonBodyParser()
+
+    def paginate(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's pagination, with a documented maximum ``page``."""
+        decorate = super().paginate(*args, **kwargs)
+
+        def bounded(view: F) -> F:
+            wrapper: Any = decorate(view)
+            schema = wrapper._apidoc["pagination"]["parameters"]["schema"]
+            schema._declared_fields["page"] = ma.fields.Integer(
+                load_default=schema._declared_fields["page"].load_default,
+                validate=ma.validate.Range(min=1, max=MAX_PAGE),
+            )
+            result: F = wrapper
+            return result
+
+        return bounded
 
 
 class ProviderConverter(BaseConverter):
@@ -44,12 +75,14 @@ def parse_provider(value: str) -> Provider:
     return provider
 
 
-def authenticated(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
-    """Require a Bearer token and document 401, ``statuses`` and 500 as problems."""
+def authenticated(blp: Blueprint, *statuses: int, body: bool = False) -> Callable[[F], F]:
+    """Require a Bearer token; document 401, 500, 503, ``statuses`` (and those of a JSON
+    ``body``) as problems."""
 
     def decorate(view: F) -> F:
         wrapped: Any = jwt_required()(view)
-        for status in sorted({401, 500, *statuses}):
+        documented = {*ALWAYS_DOCUMENTED, *statuses, *(BODY_STATUSES if body else ())}
+        for status in sorted(documented):
             wrapped = blp.alt_response(status, response=HTTPStatus(status).name)(wrapped)
         result: F = wrapped
         return result

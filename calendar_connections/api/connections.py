@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from .. import connections
 from ..auth import current_user_id
@@ -27,9 +26,9 @@ from ..sync.service import (
     stale_connections,
     sync_provider,
 )
-from .common import authenticated, parse_provider
+from .common import ApiBlueprint, authenticated, parse_provider
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "connections",
     __name__,
     url_prefix="/api/v1/crm/calendar/connections",

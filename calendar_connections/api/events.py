@@ -4,18 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
+from sqlalchemy.exc import IntegrityError
 
 from .. import events
 from ..auth import current_user_id
 from ..errors import problem_response
-from ..event_schemas import EventPatchSchema, EventSchema, EventWindowSchema
+from ..event_schemas import (
+    ALL_DAY_EXAMPLE,
+    EVENT_EXAMPLE,
+    EVENT_PATCH_EXAMPLE,
+    EventPatchSchema,
+    EventSchema,
+    EventWindowSchema,
+    IdempotencyHeaderSchema,
+)
 from ..extensions import db
-from .common import authenticated
+from ..idempotency import (
+    IdempotencyKeyReused,
+    StoredAnswer,
+    find_answer,
+    remember_answer,
+    request_fingerprint,
+)
+from .bodies import decode_json_body
+from .common import ApiBlueprint, authenticated
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "events",
     __name__,
     url_prefix="/api/v1/crm/calendar/events",
@@ -42,6 +58,58 @@ def _invalid(error: events.InvalidEvent) -> Response:
     )
 
 
+@blp.errorhandler(IdempotencyKeyReused)
+def _key_reused(error: IdempotencyKeyReused) -> Response:
+    return problem_response(422, str(error), kind="idempotency-key-reused")
+
+
+def _answer_response(answer: StoredAnswer, *, replayed: bool = False) -> Response:
+    response = current_app.response_class(
+        answer.body, status=answer.status, mimetype="application/json"
+    )
+    if answer.location:
+        response.headers["Location"] = answer.location
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _create(data: dict[str, Any]) -> StoredAnswer:
+    """Create the event and its answer; flushed, not committed."""
+    session = db.session()
+    event = events.create_event(session, current_user_id(), data)
+    # The whole answer is built before the commit: once committed, nothing can fail.
+    body = EventSchema().dump(events.describe(session, [event])[0])
+    location = url_for("events.EventById", id=event.id)
+    return StoredAnswer(201, current_app.json.dumps(body), location)
+
+
+def create_once(data: dict[str, Any], key: str | None) -> Response:
+    """Create an event; with an idempotency key, at most once per key and user in 24 hours."""
+    session = db.session()
+    if key is None:
+        answer = _create(data)
+        session.commit()
+        return _answer_response(answer)
+    user_id = current_user_id()
+    fingerprint = request_fingerprint(decode_json_body(request.get_data(cache=True)))
+    stored = find_answer(session, user_id, key, fingerprint)
+    if stored is not None:
+        return _answer_response(stored, replayed=True)
+    answer = _create(data)
+    try:
+        remember_answer(session, user_id, key, fingerprint, answer)
+    except IntegrityError:
+        # A twin request with this key committed first: undo ours and answer as it did.
+        session.rollback()
+        stored = find_answer(session, user_id, key, fingerprint)
+        if stored is None:
+            raise
+        return _answer_response(stored, replayed=True)
+    session.commit()
+    return _answer_response(answer)
+
+
 # `authenticated` is the outermost decorator: a request without a valid token is a 401,
 # whatever its query or body.
 @blp.route("")
@@ -63,16 +131,31 @@ class Events(MethodView):
         pagination_parameters.item_count = page.total
         return events.describe(db.session(), page.items)
 
-    @authenticated(blp, 422)
+    @authenticated(blp, body=True)
     @blp.doc(operationId="createEvent")
-    @blp.arguments(EventSchema)
-    @blp.response(201, EventSchema, headers={"Location": {"schema": {"type": "string"}}})
-    def post(self, data: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    @blp.arguments(IdempotencyHeaderSchema, location="headers", as_kwargs=True)
+    @blp.arguments(
+        EventSchema,
+        examples={
+            "timed": {"summary": "A weekly meeting", "value": EVENT_EXAMPLE},
+            "allDay": {"summary": "An all-day event", "value": ALL_DAY_EXAMPLE},
+        },
+    )
+    @blp.response(
+        201,
+        EventSchema,
+        headers={
+            "Location": {"schema": {"type": "string"}},
+            "Idempotent-Replayed": {
+                "description": "`true` when this is the stored answer to an earlier request "
+                "with the same Idempotency-Key",
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        },
+    )
+    def post(self, data: dict[str, Any], idempotency_key: str | None = None) -> Response:
         """Create an event"""
-        event = events.create_event(db.session(), current_user_id(), data)
-        db.session.commit()
-        location = url_for("events.EventById", id=event.id)
-        return events.describe(db.session(), [event])[0], 201, {"Location": location}
+        return create_once(data, idempotency_key)
 
 
 @blp.route(EVENT_PATH)
@@ -85,15 +168,17 @@ class EventById(MethodView):
         event = events.get_event(db.session(), current_user_id(), id)
         return events.describe(db.session(), [event])[0]
 
-    @authenticated(blp, 404, 422)
+    @authenticated(blp, 404, body=True)
     @blp.doc(operationId="updateEvent")
-    @blp.arguments(EventPatchSchema)
+    @blp.arguments(EventPatchSchema, example=EVENT_PATCH_EXAMPLE)
     @blp.response(200, EventSchema)
     def patch(self, changes: dict[str, Any], id: int) -> dict[str, Any]:
         """Change some fields of an event"""
         event = events.update_event(db.session(), current_user_id(), id, changes)
+        # Described before the commit: once committed, nothing can fail.
+        described = events.describe(db.session(), [event])[0]
         db.session.commit()
-        return events.describe(db.session(), [event])[0]
+        return described
 
     @authenticated(blp, 404)
     @blp.doc(operationId="deleteEvent")

@@ -3,6 +3,7 @@
 from .base import Base, Provider, SyncStatus, utcnow
 from .connection import CalendarConnection, OAuthState, OAuthToken
 from .event import LINK_EVENT, LINK_OCCURRENCE, ORIGIN_CRM, CalendarEvent, EventLink, new_uid
+from .idempotency import IdempotencyKey
 
 __all__ = [
     "LINK_EVENT",
@@ -10,6 +11,7 @@ __all__ = [
     "ORIGIN_CRM",
     "CalendarEvent",
     "EventLink",
+    "IdempotencyKey",
     "new_uid",
     "Base",
     "CalendarConnection",

@@ -58,6 +58,18 @@ def oauth_config(provider: Provider, config: Mapping[str, Any]) -> OAuthClientCo
     )
 
 
+def missing_scopes(provider: Provider, token: dict[str, Any]) -> list[str]:
+    """The scopes the service needs that the token response says were not granted.
+
+    Google's consent screen lets a user untick a scope; its token response lists those granted.
+    """
+    if provider is not Provider.GOOGLE or "scope" not in token:
+        return []
+    granted = token["scope"]
+    granted_set = set(granted.split() if isinstance(granted, str) else granted or [])
+    return [scope for scope in GOOGLE_SCOPES if scope not in granted_set]
+
+
 def api_base_url(provider: Provider, config: Mapping[str, Any]) -> str:
     """Base URL of the provider's calendar API."""
     key = "GOOGLE_API_BASE_URL" if provider is Provider.GOOGLE else "OUTLOOK_GRAPH_BASE_URL"

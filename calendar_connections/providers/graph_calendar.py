@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from ..models import Provider
 from ..sync.recurrence import graph_to_rrule, rrule_to_graph
 from ..sync.timezones import to_iana, to_windows
+from .http import require_same_origin
 from .session import ProviderSession, error_reason, raise_for_status
 from .types import (
     KIND_EXCEPTION,
@@ -188,6 +189,8 @@ class GraphCalendarClient:
         self._session.close()
 
     def _get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        # Paging and delta links come from the response: follow them to Graph's host only.
+        require_same_origin(url, self._base, self.provider.label)
         response = self._session.request("GET", url, params=params, headers=self._headers)
         status = response.status_code
         # An expired delta link: 410, or any 4xx (400, 404...) whose code asks for a resync.

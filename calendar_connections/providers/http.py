@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client import OAuthError
@@ -132,3 +133,25 @@ def translate_transport_error(error: Exception, provider: str) -> ProviderUnavai
         status = error.response.status_code
     what = f"answered HTTP {status}" if status else "could not be reached"
     return ProviderUnavailable(f"{provider} {what}; try again later.", status=status)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # a malformed port matches nothing
+    default = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or default
+
+
+def require_same_origin(link: str, base_url: str, provider: str) -> str:
+    """``link`` (a paging or delta link the provider sent) when it points at the configured
+    API's scheme and host; otherwise a ``ProviderRejected``: the token is never sent elsewhere."""
+    if _origin(link) != _origin(base_url):
+        raise ProviderRejected(
+            f"{provider} sent a paging link to another host ({urlsplit(link).netloc or link!r}); "
+            "it was not followed.",
+            reason="foreign_link",
+        )
+    return link

@@ -150,7 +150,7 @@ def stack(database_url: str, tmp_path: Path, http: responses.RequestsMock) -> It
         if not key.startswith(("GOOGLE_", "OUTLOOK_", "SYNC_", "SCHEDULER_"))
     }
     env.update(
-        APP_ENV="production",
+        APP_ENV="development",
         DATABASE_URL=database_url,
         JWT_SECRET_KEY=JWT_SECRET,
         TOKEN_ENCRYPTION_KEYS=ENCRYPTION_KEY,
