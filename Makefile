@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 export FLASK_APP := calendar_connections
 
-.PHONY: install run migrate test lint typecheck pytest clean constraints
+.PHONY: install run migrate test lint typecheck pytest bench clean constraints
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,10 @@ pytest: install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# The engine's cost as ratios to the provider I/O floor (see bench/__main__.py); not part of test.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 
 clean:

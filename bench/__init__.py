@@ -1,0 +1,1 @@
+"""Benchmarks of the sync engine against fake providers on loopback (`make bench`)."""

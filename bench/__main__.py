@@ -1,0 +1,214 @@
+"""`make bench`: the sync engine's cost as ratios to the provider I/O floor, measured in one run.
+
+For each provider and database: a full pull of N events (default 10,000) through the service's
+sync endpoint, against fake providers on loopback (see ``fake_providers``), and the floor: the
+same pages fetched and JSON-decoded by a plain loop, no database. Repetitions alternate floor
+and sync; the table shows medians, their ratio, and the database statements per pulled event.
+
+    python -m bench [--events N] [--repeat K]
+
+PostgreSQL is measured too when ``BENCH_PG_URL`` (default: database ``bench`` on 127.0.0.1)
+answers; the database is created if missing and emptied before each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask_jwt_extended import create_access_token
+
+from calendar_connections import create_app
+from calendar_connections.crypto import get_cipher
+from calendar_connections.extensions import db
+from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
+
+from .fake_providers import FakeProviders, serving
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
+USER = "bench-user"
+
+
+def floor(listing: str, next_key: str, params: dict[str, Any] | None = None) -> float:
+    """Seconds to fetch and decode every page of a listing in a plain loop."""
+    started = time.perf_counter()
+    with requests.Session() as http:
+        url: str | None = listing
+        while url:
+            body = http.get(url, params=params, timeout=60).json()
+            token = body.get(next_key)
+            if next_key == "nextPageToken":
+                params = {"pageToken": token} if token else None
+                url = listing if token else None
+            else:
+                url, params = token, None
+    return time.perf_counter() - started
+
+
+def make_app(url: str, fake: FakeProviders, instance: Path) -> Flask:
+    app = create_app(
+        {
+            "TESTING": True,
+            "APP_ENV": "development",
+            "DATABASE_URL": url,
+            "JWT_SECRET_KEY": "bench-secret-that-is-long-enough-for-hs256",
+            "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+            "GOOGLE_CLIENT_ID": "bench",
+            "GOOGLE_CLIENT_SECRET": "bench",
+            "OUTLOOK_CLIENT_ID": "bench",
+            "OUTLOOK_CLIENT_SECRET": "bench",
+            "GOOGLE_API_BASE_URL": fake.google_base,
+            "OUTLOOK_GRAPH_BASE_URL": fake.graph_base,
+            "SCHEDULER_ENABLED": False,
+            "SQLALCHEMY_ENGINE_OPTIONS": {},
+        }
+    )
+    app.instance_path = str(instance)
+    for name in ("", "alembic"):  # the app logs each sync, alembic each migration
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with app.app_context():
+        from flask_migrate import upgrade
+
+        upgrade()
+    return app
+
+
+def reset(app: Flask, provider: str, calendar_id: str) -> None:
+    """An empty CRM with one fresh, never-synced connection to ``provider``."""
+    with app.app_context():
+        with db.engine.begin() as conn:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+        connection = CalendarConnection(
+            user_id=USER,
+            provider=provider,
+            calendar_id=calendar_id,
+            account_email="bench@example.test",
+            connected=True,
+        )
+        cipher = get_cipher()
+        connection.token = OAuthToken(
+            access_token_encrypted=cipher.encrypt("bench-access-token"),
+            refresh_token_encrypted=cipher.encrypt("bench-refresh-token"),
+            expires_at=utcnow() + timedelta(days=1),
+        )
+        db.session.add(connection)
+        db.session.commit()
+
+
+def timed_sync(app: Flask, slug: str) -> tuple[float, int, dict[str, Any]]:
+    """Seconds and database statements of one sync through the API, and its result."""
+    with app.app_context():
+        token = create_access_token(identity=USER, expires_delta=timedelta(hours=1))
+        statements = [0]
+
+        def count(*_: Any) -> None:
+            statements[0] += 1
+
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        client = app.test_client()
+        started = time.perf_counter()
+        answer = client.post(
+            f"/api/v1/crm/calendar/connections/{slug}/sync",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        elapsed = time.perf_counter() - started
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    body: dict[str, Any] = answer.get_json()
+    if answer.status_code != 200 or not body.get("success"):
+        raise SystemExit(f"the {slug} sync failed: {answer.status_code} {body}")
+    return elapsed, statements[0], body
+
+
+def measure(app: Flask, fake: FakeProviders, repeat: int) -> list[tuple[str, float, float, float]]:
+    cases: list[tuple[str, str, str, Callable[[], float]]] = [
+        ("GOOGLE", "google", "primary", lambda: floor(fake.google_listing(), "nextPageToken")),
+        ("OUTLOOK", "outlook", "cal-1", lambda: floor(fake.graph_listing(), "@odata.nextLink")),
+    ]
+    rows = []
+    for provider, slug, calendar_id, run_floor in cases:
+        floors, syncs, per_event = [], [], []
+        for _ in range(repeat):
+            floors.append(run_floor())
+            reset(app, provider, calendar_id)
+            seconds, statements, result = timed_sync(app, slug)
+            if result["eventsCreated"] != fake.events:
+                raise SystemExit(f"{slug}: created {result['eventsCreated']} of {fake.events}")
+            syncs.append(seconds)
+            per_event.append(statements / fake.events)
+        rows.append(
+            (
+                provider,
+                statistics.median(floors),
+                statistics.median(syncs),
+                statistics.median(per_event),
+            )
+        )
+    return rows
+
+
+def postgres_url() -> str | None:
+    url = os.environ.get("BENCH_PG_URL", DEFAULT_PG)
+    admin = sa.engine.make_url(url).set(database="postgres")
+    try:
+        engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            name = sa.engine.make_url(url).database
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).scalar()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+    except sa.exc.OperationalError:
+        return None
+    target = sa.create_engine(url)
+    with target.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    target.dispose()
+    return url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake request
+    print(f"full pull of {args.events:,} events; medians of {args.repeat} alternating runs")
+    print(f"{'what':<34}{'floor s':>9}{'sync s':>9}{'ratio':>8}{'stmts/event':>13}")
+    with serving(args.events) as fake, tempfile.TemporaryDirectory() as tmp:
+        databases = [("SQLite", f"sqlite:///{Path(tmp) / 'bench.sqlite'}")]
+        pg = postgres_url()
+        if pg:
+            databases.append(("PostgreSQL", pg))
+        else:
+            print("(PostgreSQL did not answer: SQLite only)")
+        for label, url in databases:
+            app = make_app(url, fake, Path(tmp))
+            for provider, floor_s, sync_s, per_event in measure(app, fake, args.repeat):
+                what = f"{provider.title()} full pull ({label})"
+                ratio = sync_s / floor_s
+                print(f"{what:<34}{floor_s:>9.2f}{sync_s:>9.2f}{ratio:>7.1f}x{per_event:>13.2f}")
+            with app.app_context():
+                db.engine.dispose()
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

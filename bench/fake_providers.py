@@ -1,0 +1,150 @@
+"""Google Calendar and Microsoft Graph listings served from memory on loopback.
+
+Each page is built once and JSON-encoded per request, as a provider's server does: the floor
+(fetching and decoding the same pages in a plain loop) is the provider's I/O, encoding and
+transfer included, with no database.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+GOOGLE_PAGE = 2500
+GRAPH_PAGE = 200
+
+
+def _when(n: int) -> tuple[datetime, datetime]:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=n)
+    return start, start + timedelta(hours=1)
+
+
+def google_item(n: int) -> dict[str, Any]:
+    start, end = _when(n)
+    return {
+        "kind": "calendar#event",
+        "id": f"ev{n:08d}",
+        "etag": f'"{n}"',
+        "status": "confirmed",
+        "summary": f"Event {n}",
+        "description": "Agenda " * 8,
+        "location": f"Room {n % 40}",
+        "updated": "2026-11-01T10:00:00.000Z",
+        "start": {"dateTime": start.isoformat(), "timeZone": "Europe/Berlin"},
+        "end": {"dateTime": end.isoformat(), "timeZone": "Europe/Berlin"},
+    }
+
+
+def graph_item(n: int) -> dict[str, Any]:
+    start, end = _when(n)
+    return {
+        "id": f"AAMk{n:08d}=",
+        "changeKey": f"ck{n}",
+        "type": "singleInstance",
+        "subject": f"Event {n}",
+        "body": {"contentType": "text", "content": "Agenda " * 8},
+        "location": {"displayName": f"Room {n % 40}"},
+        "isAllDay": False,
+        "isCancelled": False,
+        "showAs": "busy",
+        "lastModifiedDateTime": "2026-11-01T10:00:00Z",
+        "originalStartTimeZone": "W. Europe Standard Time",
+        "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"},
+        "end": {"dateTime": end.strftime("%Y-%m-%dT%H:%M:%S.0000000"), "timeZone": "UTC"},
+    }
+
+
+@dataclass
+class FakeProviders:
+    """Serves ``events`` Google events and as many Graph events, in provider-sized pages."""
+
+    events: int
+    base: str = ""
+
+    def __post_init__(self) -> None:
+        self.google_pages: list[dict[str, Any]] = []
+        self.graph_pages: list[dict[str, Any]] = []
+
+    def build(self) -> None:
+        """Encode every page once."""
+        google = [google_item(n) for n in range(self.events)]
+        chunks = [google[i : i + GOOGLE_PAGE] for i in range(0, len(google), GOOGLE_PAGE)] or [[]]
+        for number, items in enumerate(chunks):
+            body: dict[str, Any] = {"kind": "calendar#events", "items": items}
+            body["timeZone"] = "Europe/Berlin"
+            if number + 1 < len(chunks):
+                body["nextPageToken"] = f"p{number + 1}"
+            else:
+                body["nextSyncToken"] = "sync-1"
+            self.google_pages.append(body)
+        graph = [graph_item(n) for n in range(self.events)]
+        chunks = [graph[i : i + GRAPH_PAGE] for i in range(0, len(graph), GRAPH_PAGE)] or [[]]
+        for number, items in enumerate(chunks):
+            body = {"value": items}
+            if number + 1 < len(chunks):
+                body["@odata.nextLink"] = f"{self.graph_base}/delta-pages/{number + 1}"
+            else:
+                body["@odata.deltaLink"] = f"{self.graph_base}/delta-pages/done"
+            self.graph_pages.append(body)
+
+    @property
+    def google_base(self) -> str:
+        return f"{self.base}/calendar/v3"
+
+    @property
+    def graph_base(self) -> str:
+        return f"{self.base}/v1.0"
+
+    def google_listing(self) -> str:
+        return f"{self.google_base}/calendars/primary/events"
+
+    def graph_listing(self) -> str:
+        return f"{self.graph_base}/me/calendars/cal-1/calendarView/delta"
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        path = request.path
+        if path.endswith("/calendars/primary/events") and request.method == "GET":
+            if "syncToken" in request.args:
+                body = json.dumps({"items": [], "nextSyncToken": "sync-2"}).encode()
+            else:
+                token = request.args.get("pageToken", "p0")
+                body = json.dumps(self.google_pages[int(token[1:])]).encode()
+        elif path.endswith("/calendarView/delta"):
+            body = json.dumps(self.graph_pages[0]).encode()
+        elif "/delta-pages/" in path:
+            page = path.rsplit("/", 1)[1]
+            if page == "done":
+                body = json.dumps(
+                    {"value": [], "@odata.deltaLink": f"{self.graph_base}/delta-pages/done"}
+                ).encode()
+            else:
+                body = json.dumps(self.graph_pages[int(page)]).encode()
+        else:
+            body, status = b'{"error": {"code": "notFound", "message": "no such path"}}', 404
+            return Response(body, status, content_type="application/json")(environ, start_response)
+        return Response(body, 200, content_type="application/json")(environ, start_response)
+
+
+@contextmanager
+def serving(events: int) -> Iterator[FakeProviders]:
+    """The fake providers, listening on a free loopback port until the block ends."""
+    app = FakeProviders(events)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    app.base = f"http://127.0.0.1:{server.server_port}"
+    app.build()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield app
+    finally:
+        server.shutdown()
+        thread.join()
