@@ -4,6 +4,8 @@ For each provider and database: a full pull of N events (default 10,000) through
 sync endpoint, against fake providers on loopback (see ``fake_providers``), and the floor: the
 same pages fetched and JSON-decoded by a plain loop, no database. Repetitions alternate floor
 and sync; the table shows medians, their ratio, and the database statements per pulled event.
+Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
+1,000) with the provider requests it took per event.
 
     python -m bench [--events N] [--repeat K]
 
@@ -133,14 +135,58 @@ def timed_sync(app: Flask, slug: str) -> tuple[float, int, dict[str, Any]]:
     return elapsed, statements[0], body
 
 
-def measure(app: Flask, fake: FakeProviders, repeat: int) -> list[tuple[str, float, float, float]]:
+def create_crm_events(app: Flask, count: int) -> None:
+    """``count`` new CRM events of the bench user, through the events API."""
+    with app.app_context():
+        token = create_access_token(identity=USER, expires_delta=timedelta(hours=1))
+    client = app.test_client()
+    start = utcnow().replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+    for n in range(count):
+        begin = start + timedelta(hours=n)
+        body = {
+            "title": f"CRM {n}",
+            "start": begin.isoformat(),
+            "end": (begin + timedelta(hours=1)).isoformat(),
+        }
+        answer = client.post(
+            "/api/v1/crm/calendar/events", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        if answer.status_code != 201:
+            raise SystemExit(f"creating a CRM event failed: {answer.get_json()}")
+
+
+def measure_push(app: Flask, fake: FakeProviders, count: int) -> list[tuple[str, float, float]]:
+    """Per provider: seconds of a sync that pushes ``count`` new CRM events, and provider write
+    requests per pushed event."""
+    rows = []
+    fake.empty = True
+    try:
+        for provider, slug, calendar_id in (
+            ("GOOGLE", "google", "primary"),
+            ("OUTLOOK", "outlook", "cal-1"),
+        ):
+            reset(app, provider, calendar_id)
+            create_crm_events(app, count)
+            before = fake.writes
+            seconds, _, result = timed_sync(app, slug)
+            if result["eventsPushed"] != count:
+                raise SystemExit(f"{slug}: pushed {result['eventsPushed']} of {count}")
+            rows.append((provider, seconds, (fake.writes - before) / count))
+    finally:
+        fake.empty = False
+    return rows
+
+
+def measure(
+    app: Flask, fake: FakeProviders, repeat: int
+) -> list[tuple[str, float, float, float, float]]:
     cases: list[tuple[str, str, str, Callable[[], float]]] = [
         ("GOOGLE", "google", "primary", lambda: floor(fake.google_listing(), "nextPageToken")),
         ("OUTLOOK", "outlook", "cal-1", lambda: floor(fake.graph_listing(), "@odata.nextLink")),
     ]
     rows = []
     for provider, slug, calendar_id, run_floor in cases:
-        floors, syncs, per_event = [], [], []
+        floors, syncs, per_event, incremental = [], [], [], []
         for _ in range(repeat):
             floors.append(run_floor())
             reset(app, provider, calendar_id)
@@ -149,12 +195,14 @@ def measure(app: Flask, fake: FakeProviders, repeat: int) -> list[tuple[str, flo
                 raise SystemExit(f"{slug}: created {result['eventsCreated']} of {fake.events}")
             syncs.append(seconds)
             per_event.append(statements / fake.events)
+            incremental.append(timed_sync(app, slug)[0])
         rows.append(
             (
                 provider,
                 statistics.median(floors),
                 statistics.median(syncs),
                 statistics.median(per_event),
+                statistics.median(incremental),
             )
         )
     return rows
@@ -187,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--push", type=int, default=1_000, help="new CRM events to push")
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake request
     print(f"full pull of {args.events:,} events; medians of {args.repeat} alternating runs")
@@ -200,10 +249,16 @@ def main(argv: list[str] | None = None) -> int:
             print("(PostgreSQL did not answer: SQLite only)")
         for label, url in databases:
             app = make_app(url, fake, Path(tmp))
-            for provider, floor_s, sync_s, per_event in measure(app, fake, args.repeat):
+            for provider, floor_s, sync_s, per_event, again in measure(app, fake, args.repeat):
                 what = f"{provider.title()} full pull ({label})"
                 ratio = sync_s / floor_s
                 print(f"{what:<34}{floor_s:>9.2f}{sync_s:>9.2f}{ratio:>7.1f}x{per_event:>13.2f}")
+                print(f"  {provider.title()} no-change incremental sync: {again * 1000:.0f} ms")
+            for provider, seconds, requests_each in measure_push(app, fake, args.push):
+                print(
+                    f"  {provider.title()} push of {args.push:,} new CRM events: {seconds:.2f} s, "
+                    f"{requests_each:.2f} provider requests per event"
+                )
             with app.app_context():
                 db.engine.dispose()
     sys.stdout.flush()

@@ -72,6 +72,9 @@ class FakeProviders:
     def __post_init__(self) -> None:
         self.google_pages: list[dict[str, Any]] = []
         self.graph_pages: list[dict[str, Any]] = []
+        self.empty = False  # list no events (to measure a push alone)
+        self.writes = 0  # provider write requests answered
+        self._lock = threading.Lock()
 
     def build(self) -> None:
         """Encode every page once."""
@@ -109,10 +112,30 @@ class FakeProviders:
     def graph_listing(self) -> str:
         return f"{self.graph_base}/me/calendars/cal-1/calendarView/delta"
 
+    def _created(self, request: Request) -> bytes:
+        with self._lock:
+            self.writes += 1
+            number = self.writes
+        item = dict(request.get_json())
+        if "/v1.0/" in request.path:
+            item |= {"id": f"AAMkNew{number:08d}=", "changeKey": f"new{number}"}
+            item |= {"type": "singleInstance", "lastModifiedDateTime": "2026-11-02T10:00:00Z"}
+        else:
+            item.setdefault("id", f"new{number:08d}")
+            item |= {"etag": f'"new{number}"', "updated": "2026-11-02T10:00:00.000Z"}
+        return json.dumps(item).encode()
+
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         path = request.path
-        if path.endswith("/calendars/primary/events") and request.method == "GET":
+        if request.method == "POST" and path.endswith("/events"):
+            body = self._created(request)
+        elif self.empty and request.method == "GET":
+            key = "nextSyncToken" if "/calendar/v3/" in path else "@odata.deltaLink"
+            done = f"{self.graph_base}/delta-pages/done"
+            items = "items" if key == "nextSyncToken" else "value"
+            body = json.dumps({items: [], key: done}).encode()
+        elif path.endswith("/calendars/primary/events") and request.method == "GET":
             if "syncToken" in request.args:
                 body = json.dumps({"items": [], "nextSyncToken": "sync-2"}).encode()
             else:
