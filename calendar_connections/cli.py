@@ -23,7 +23,6 @@ from .auth import issue_token
 from .crypto import InvalidToken, get_cipher
 from .extensions import db
 from .models import CalendarConnection, OAuthState, OAuthToken, Provider
-from .sandbox.cli import sandbox_cli
 from .scheduler import SyncScheduler, run_round
 from .sync.engine import SyncAlreadyRunning
 from .sync.service import NotConnected, sync_provider
@@ -268,5 +267,5 @@ def scheduler_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    for group in (auth_cli, tokens_cli, calendar_cli, sandbox_cli):
+    for group in (auth_cli, tokens_cli, calendar_cli):
         app.cli.add_command(group)

@@ -173,15 +173,26 @@ def preflight() -> None:
     load_config(Flask("calendar_connections", instance_relative_config=True), None)
 
 
+# Where `flask sandbox run` serves each provider API (the paths its startup banner prints).
+_SANDBOX_PATHS = {
+    "GOOGLE_AUTHORIZE_URL": "/google/o/oauth2/v2/auth",
+    "GOOGLE_TOKEN_URL": "/google/token",
+    "GOOGLE_REVOKE_URL": "/google/revoke",
+    "GOOGLE_API_BASE_URL": "/google/calendar/v3",
+    "OUTLOOK_AUTHORITY_URL": "/microsoft",
+    "OUTLOOK_GRAPH_BASE_URL": "/graph/v1.0",
+}
+
+
 def _point_at_sandbox(app: Flask, given: set[str]) -> None:
     """With PROVIDER_SANDBOX_URL, provider URLs not set explicitly point at the sandbox."""
     base = app.config.get("PROVIDER_SANDBOX_URL")
     if not base:
         return
-    from .sandbox.cli import service_settings
-
     explicit = given | {name for name in os.environ if os.environ[name]}
-    for name, value in service_settings(str(base).rstrip("/")).items():
+    root = str(base).rstrip("/")
+    for name, path in _SANDBOX_PATHS.items():
+        value = root + path
         if name not in explicit:
             app.config[name] = value
     for provider in ("GOOGLE", "OUTLOOK"):

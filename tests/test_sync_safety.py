@@ -9,13 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import responses
 from flask import Flask, request
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
 from sqlalchemy import select, update
 
 from calendar_connections.crypto import get_cipher
@@ -25,16 +26,14 @@ from calendar_connections.providers import google_calendar
 from calendar_connections.providers.google_calendar import GoogleCalendarClient
 from calendar_connections.providers.graph_calendar import GraphCalendarClient
 from calendar_connections.providers.types import EventPayload, RemoteEvent
-from calendar_connections.sandbox import create_sandbox_app
-from calendar_connections.sandbox.testing import mount_sandbox
 from calendar_connections.sync.engine import SyncResult
 from calendar_connections.sync.service import run_sync
 
-from .sandbox_fixtures import (
+from .support.mount import mount_sandbox
+from .support.sandbox import (
     CONNECTIONS,
     EVENTS,
     SANDBOX,
-    SIDES,
     Sandbox,
     Side,
     Timing,
@@ -43,15 +42,14 @@ from .sandbox_fixtures import (
     crm_views,
     sandbox_config,
     sync,
+    timing,
 )
 
 PAGE = 3  # events per listing page, at both providers
 UNEXPECTED = "The sync failed unexpectedly; it will be retried."
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config(OUTLOOK_PAGE_SIZE=PAGE))
+pytestmark = pytest.mark.app_config(**sandbox_config(OUTLOOK_PAGE_SIZE=PAGE))
 
 
 @pytest.fixture
@@ -63,11 +61,6 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def sandbox(http: responses.RequestsMock, small_pages: None) -> Sandbox:
     return Sandbox.mount(http)
-
-
-@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
-def side(request: pytest.FixtureRequest) -> Side:
-    return request.param  # type: ignore[no-any-return]
 
 
 class Killed(Exception):
@@ -82,11 +75,6 @@ def kill_on_page(page: int) -> Callable[[int], None]:
             raise Killed(f"killed after page {number}")
 
     return hook
-
-
-def timing(days: float, hours: int = 1) -> Timing:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
-    return Timing(start, start + timedelta(hours=hours))
 
 
 def connection_of(app: Flask, user_id: str, side: Side) -> CalendarConnection:
