@@ -20,9 +20,11 @@ from sqlalchemy import select
 
 from . import connections
 from .auth import issue_token
+from .config import get_settings
 from .crypto import InvalidToken, get_cipher
 from .extensions import db
 from .models import CalendarConnection, OAuthState, OAuthToken, Provider
+from .providers.registry import label
 from .scheduler import SyncScheduler, run_round
 from .sync.engine import SyncAlreadyRunning
 from .sync.service import NotConnected, sync_provider
@@ -191,7 +193,7 @@ def status_command(user_id: str | None) -> None:
 def sync_command(user_id: str, provider: Provider) -> None:
     """Sync one connection now and print the SyncResult."""
     try:
-        result = sync_provider(db.session(), user_id, provider, current_app.config, get_cipher())
+        result = sync_provider(db.session(), user_id, provider, get_settings(), get_cipher())
     except NotConnected as exc:
         raise click.ClickException(str(exc)) from exc
     except SyncAlreadyRunning as exc:
@@ -240,13 +242,13 @@ def sync_stale_command(older_than: timedelta | None) -> None:
 def disconnect_command(user_id: str, provider: Provider) -> None:
     """Disconnect a user's provider: revoke where possible, forget tokens and sync state."""
     removed = connections.disconnect(
-        db.session(), get_cipher(), user_id=user_id, provider=provider, config=current_app.config
+        db.session(), get_cipher(), user_id=user_id, provider=provider, settings=get_settings()
     )
     db.session.commit()
     click.echo(
-        f"Disconnected {provider.label} for {user_id}."
+        f"Disconnected {label(provider)} for {user_id}."
         if removed
-        else f"{user_id} had no {provider.label} connection."
+        else f"{user_id} had no {label(provider)} connection."
     )
 
 

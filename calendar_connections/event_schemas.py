@@ -9,8 +9,8 @@ from typing import Any
 
 import marshmallow as ma
 
+from .ical.timezones import is_valid_zone
 from .models.event import DESCRIPTION_MAX_LENGTH, LOCATION_MAX_LENGTH, TITLE_MAX_LENGTH
-from .sync.timezones import is_valid_zone
 from .text import unstorable_reason
 
 STATUS_VALUES = ["confirmed", "tentative"]

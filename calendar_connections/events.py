@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from .ical.recurrence import RecurrenceError, validate_recurrence, with_exdate
 from .models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
-from .sync.recurrence import RecurrenceError, validate_recurrence, with_exdate
 
 DEFAULT_ZONE = "UTC"
 DEFAULT_STATUS = "confirmed"

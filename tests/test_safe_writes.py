@@ -14,6 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection
@@ -113,7 +114,7 @@ def test_google_take_over_of_an_earlier_insert_keeps_guests_and_mails_nobody(
     payload = EventPayload(uid="memo0123456789abcdef", tag="7", fields=fields)
     with app.app_context():
         connection = db.session.execute(select(CalendarConnection)).scalar_one()
-        calendar = provider_client(db.session, connection, app.config, get_cipher())
+        calendar = provider_client(db.session, connection, get_settings(app), get_cipher())
         calendar.insert(payload)
         sandbox.patch(GOOGLE, payload.uid, {"attendees": GUESTS, "reminders": REMINDERS})
         sandbox.call("DELETE", "/requests", status=204)

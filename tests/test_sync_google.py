@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from urllib3 import HTTPResponse
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.models import CalendarEvent, EventLink
 from calendar_connections.providers.http import RetryPolicy
@@ -459,7 +460,7 @@ def test_retry_after_is_honoured_and_capped(app: Flask, monkeypatch: pytest.Monk
     retry = RetryPolicy(backoff_factor=1, jitter=0).build().increment("GET", "/").increment()
     retry.sleep(HTTPResponse(status=503))
     assert slept == [7, 30, 2]  # exponential: 1 * 2 ** (2 - 1)
-    configured = retry_policy(app.config)
+    configured = retry_policy(get_settings(app))
     assert configured.backoff_factor == 0 and configured.max_retry_after == 60
 
 

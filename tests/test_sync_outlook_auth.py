@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from urllib3 import HTTPResponse
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
@@ -154,7 +155,7 @@ def test_throttling_and_server_errors_are_retried(
     # `responses` does not sleep between retries: check that the policy waits Retry-After.
     slept: list[float] = []
     monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
-    retry = retry_policy(app.config).build()
+    retry = retry_policy(get_settings(app)).build()
     retry.sleep(HTTPResponse(status=code, headers=headers))
     assert slept == ([float(headers["Retry-After"])] if headers else [])
 

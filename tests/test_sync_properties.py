@@ -49,6 +49,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent, EventLink
@@ -271,7 +272,9 @@ class Run:
 
         with self.app.app_context():
             connection = db.session.scalars(select(CalendarConnection)).one()
-            result = run_sync(db.session, connection, self.app.config, get_cipher(), on_page=crash)
+            result = run_sync(
+                db.session, connection, get_settings(self.app), get_cipher(), on_page=crash
+            )
         assert not result.success  # nothing settles: the changes wait for the next sync
 
     def sync(self) -> dict[str, Any]:

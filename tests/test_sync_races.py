@@ -22,8 +22,8 @@ from sqlalchemy import select, update
 
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent
-from calendar_connections.providers.google_calendar import GoogleCalendarClient
-from calendar_connections.providers.graph_calendar import GraphCalendarClient
+from calendar_connections.providers.google.client import GoogleCalendarClient
+from calendar_connections.providers.outlook.client import GraphCalendarClient
 from calendar_connections.providers.types import EventPayload, RemoteEvent
 
 from .support.mount import mount_sandbox

@@ -19,12 +19,13 @@ from flask.testing import FlaskClient
 from provider_sandbox import create_sandbox_app
 from sqlalchemy import select, update
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, utcnow
-from calendar_connections.providers import google_calendar
-from calendar_connections.providers.google_calendar import GoogleCalendarClient
-from calendar_connections.providers.graph_calendar import GraphCalendarClient
+from calendar_connections.providers.google import client as google_client
+from calendar_connections.providers.google.client import GoogleCalendarClient
+from calendar_connections.providers.outlook.client import GraphCalendarClient
 from calendar_connections.providers.types import EventPayload, RemoteEvent
 from calendar_connections.sync.engine import SyncResult
 from calendar_connections.sync.service import run_sync
@@ -55,7 +56,7 @@ pytestmark = pytest.mark.app_config(**sandbox_config(OUTLOOK_PAGE_SIZE=PAGE))
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Google's client asks for pages of PAGE events (Outlook's comes from the app config)."""
-    monkeypatch.setattr(google_calendar, "MAX_PAGE_SIZE", PAGE)
+    monkeypatch.setattr(google_client, "MAX_PAGE_SIZE", PAGE)
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def killed_sync(app: Flask, user_id: str, side: Side, page: int) -> SyncResult:
             )
         ).one()
         return run_sync(
-            db.session, connection, app.config, get_cipher(), on_page=kill_on_page(page)
+            db.session, connection, get_settings(app), get_cipher(), on_page=kill_on_page(page)
         )
 
 

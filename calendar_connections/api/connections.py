@@ -9,6 +9,7 @@ from flask.views import MethodView
 
 from .. import connections
 from ..auth import current_user_id
+from ..config import get_settings
 from ..crypto import get_cipher
 from ..extensions import db
 from ..models import Provider
@@ -59,7 +60,7 @@ def _add_oauth_views(provider: Provider) -> None:
                 get_cipher(),
                 user_id=current_user_id(),
                 provider=provider,
-                config=current_app.config,
+                settings=get_settings(),
             )
             db.session.commit()
             return {"authorizationUrl": request.url, "state": request.state}
@@ -80,7 +81,7 @@ def _add_oauth_views(provider: Provider) -> None:
                 get_cipher(),
                 user_id=current_user_id(),
                 provider=provider,
-                config=current_app.config,
+                settings=get_settings(),
                 state=query["state"],
                 code=query.get("code"),
                 error=query.get("error"),
@@ -121,7 +122,7 @@ class Disconnect(MethodView):
             get_cipher(),
             user_id=current_user_id(),
             provider=parse_provider(provider),
-            config=current_app.config,
+            settings=get_settings(),
         )
         db.session.commit()
         return Response(status=204)
@@ -142,7 +143,7 @@ class Sync(MethodView):
             db.session(),
             current_user_id(),
             parse_provider(provider),
-            current_app.config,
+            get_settings(),
             get_cipher(),
         )
 
@@ -160,11 +161,11 @@ class SyncIfStale(MethodView):
     @blp.response(200, SyncResultSchema(many=True))
     def post(self) -> list[SyncResult]:
         session = db.session()
-        stale = stale_connections(session, stale_after(current_app.config), current_user_id())
+        stale = stale_connections(session, stale_after(get_settings()), current_user_id())
         results = []
         for connection in stale:
             try:
-                results.append(run_sync(session, connection, current_app.config, get_cipher()))
+                results.append(run_sync(session, connection, get_settings(), get_cipher()))
             except SyncAlreadyRunning:
                 continue
         return results

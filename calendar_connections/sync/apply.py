@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
+from ..ical.recurrence import split_recurrence, with_exdate
 from ..models import (
     LINK_EVENT,
     LINK_OCCURRENCE,
@@ -28,7 +29,6 @@ from ..models.event import (
     storable_text,
 )
 from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
-from .recurrence import split_recurrence, with_exdate
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ class Puller:
             self._upsert(remote)
 
     def note_occurrence(self, remote: RemoteEvent) -> bool:
-        """Remember an unchanged occurrence of a known series (Outlook); False if unknown."""
+        """Remember an unchanged occurrence of a known series; False if the series is unknown."""
         series = self.link_for(remote.series_external_id or "")
         if series is None or remote.original_start is None:
             self.deferred.append(remote)

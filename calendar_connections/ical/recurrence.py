@@ -1,35 +1,27 @@
-"""RFC 5545 recurrence lines (the CRM's and Google's form): validation, expansion, Graph mapping."""
+"""RFC 5545 recurrence lines (the CRM's and Google's form): parsing, validation, expansion."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import MAXYEAR, UTC, date, datetime, time, timedelta, tzinfo
+from datetime import MAXYEAR, UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from itertools import islice
 from math import gcd
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rruleset, rrulestr
 
-from calendar_connections.sync import timezones
+from . import timezones
 
 # occurrences() returns at most MAX_OCCURRENCES and walks at most MAX_SCANNED occurrences from
 # the series start (about 0.3 s in dateutil), so an endless rule cannot hang a sync run.
 MAX_OCCURRENCES = 5000
 MAX_SCANNED = 100_000
 
-_DAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
-_GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_INDEX_NAMES = {1: "first", 2: "second", 3: "third", 4: "fourth", -1: "last"}
-_INDEX_VALUES = {name: value for value, name in _INDEX_NAMES.items()}
-_GRAPH_FREQS = {"daily": "DAILY", "weekly": "WEEKLY"}
-_GRAPH_FREQS |= {
-    how + f.title(): f for how in ("absolute", "relative") for f in ("MONTHLY", "YEARLY")
-}
+WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 _FREQS = ("YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY", "SECONDLY")
-# Canonical part order; the parts Graph has no field for (BYWEEKNO...) are kept for dateutil.
+# Canonical part order; parts Graph has no field for (BYWEEKNO...) are kept for dateutil.
 _PART_ORDER = (
     *("FREQ", "INTERVAL", "WKST", "BYMONTH", "BYWEEKNO", "BYYEARDAY", "BYMONTHDAY", "BYDAY"),
     *("BYHOUR", "BYMINUTE", "BYSECOND", "BYEASTER", "BYSETPOS", "COUNT", "UNTIL"),
@@ -45,7 +37,7 @@ class RecurrenceError(ValueError):
 
 
 @dataclass(frozen=True)
-class _Rule:
+class Rule:
     freq: str
     interval: int = 1
     wkst: str | None = None
@@ -58,7 +50,7 @@ class _Rule:
     other: tuple[tuple[str, str], ...] = ()
 
 
-def _property(line: str) -> tuple[str, dict[str, str], str]:
+def parse_property(line: str) -> tuple[str, dict[str, str], str]:
     head, sep, value = line.strip().partition(":")
     if not sep or not head:
         raise RecurrenceError(f"Recurrence line {line!r} is not of the form NAME:VALUE.")
@@ -83,10 +75,10 @@ def _ints(name: str, value: str, high: int, negative: bool) -> tuple[int, ...]:
     return numbers
 
 
-def _parse_rule(line: str) -> _Rule:
+def _parse_rule(line: str) -> Rule:
     text = line.strip()
     if ":" in text:
-        name, _params, text = _property(text)
+        name, _params, text = parse_property(text)
         if name != "RRULE":
             raise RecurrenceError(f"Expected an RRULE line, got {line!r}.")
     parts: dict[str, str] = {}
@@ -105,7 +97,7 @@ def _parse_rule(line: str) -> _Rule:
         raise RecurrenceError(f"RRULE needs FREQ set to one of {', '.join(_FREQS)}.")
     if "COUNT" in parts and "UNTIL" in parts:
         raise RecurrenceError("RRULE cannot have both COUNT and UNTIL.")
-    if parts.get("WKST", "MO") not in _DAYS:
+    if parts.get("WKST", "MO") not in WEEKDAYS:
         raise RecurrenceError(f"RRULE WKST={parts['WKST']} is not a weekday (MO..SU).")
     until = parts.get("UNTIL")
     if until is not None and not (_DATE.fullmatch(until) or _DATETIME.fullmatch(until)):
@@ -126,20 +118,20 @@ def _parse_rule(line: str) -> _Rule:
     count = ints["COUNT"][0] if "COUNT" in ints else None
     interval, wkst = ints.get("INTERVAL", (1,))[0], parts.get("WKST")
     bymonth, bymonthday, bysetpos = (ints.get(k, ()) for k in ("BYMONTH", "BYMONTHDAY", "BYSETPOS"))
-    return _Rule(
+    return Rule(
         freq, interval, wkst, bymonth, bymonthday, tuple(byday), bysetpos, count, until, other
     )
 
 
-def _wkst_matters(rule: _Rule) -> bool:
+def wkst_matters(rule: Rule) -> bool:
     # The week start only changes which weeks an INTERVAL>1 weekly rule lands in (and BYWEEKNO).
     return (rule.freq == "WEEKLY" and rule.interval > 1) or "BYWEEKNO" in dict(rule.other)
 
 
-def _canonical(rule: _Rule) -> _Rule:
-    byday = tuple(sorted(set(rule.byday), key=lambda d: (_DAYS.index(d[1]), d[0] or 0)))
+def canonical(rule: Rule) -> Rule:
+    byday = tuple(sorted(set(rule.byday), key=lambda d: (WEEKDAYS.index(d[1]), d[0] or 0)))
     rule = replace(rule, byday=byday)
-    if rule.wkst == "MO" or not _wkst_matters(rule):
+    if rule.wkst == "MO" or not wkst_matters(rule):
         rule = replace(rule, wkst=None)
     # "BYDAY=MO;BYSETPOS=2" and "BYDAY=2MO" pick the same day of a month (or of a year with at
     # most one BYMONTH); keep the ordinal form, which is what Graph's single-day index maps to.
@@ -156,7 +148,7 @@ def _canonical(rule: _Rule) -> _Rule:
     return rule
 
 
-def _render(rule: _Rule) -> str:
+def render(rule: Rule) -> str:
     def numbers(values: tuple[int, ...]) -> str | None:
         return ",".join(map(str, values)) or None
 
@@ -177,22 +169,22 @@ def _render(rule: _Rule) -> str:
 
 def canonical_rrule(line: str) -> str:
     """The RRULE line in a stable form (fixed part order, defaults dropped, lists sorted)."""
-    return _render(_canonical(_parse_rule(line)))
+    return render(canonical(_parse_rule(line)))
 
 
-def _zone(name: str | None) -> ZoneInfo | None:
+def zone_named(name: str | None) -> ZoneInfo | None:
     iana = timezones.to_iana(name)
     return ZoneInfo(iana) if iana else None
 
 
 def _parse_dates(line: str, default_tz: tzinfo) -> list[datetime | date]:
-    name, params, value = _property(line)
+    name, params, value = parse_property(line)
     kind = params.get("VALUE", "DATE-TIME").upper()
     if kind not in ("DATE", "DATE-TIME"):
         raise RecurrenceError(f"{name} with VALUE={kind} is not supported: {line!r}.")
     tz: tzinfo = default_tz
     if "TZID" in params:
-        tz_or_none = _zone(params["TZID"])
+        tz_or_none = zone_named(params["TZID"])
         if tz_or_none is None:
             raise RecurrenceError(f"{name} has an unknown time zone {params['TZID']!r}.")
         tz = tz_or_none
@@ -212,7 +204,7 @@ def _parse_dates(line: str, default_tz: tzinfo) -> list[datetime | date]:
 
 
 def _values(lines: list[str], name: str, default_tz: tzinfo) -> list[datetime | date]:
-    chosen = [line for line in lines if _property(line)[0] == name]
+    chosen = [line for line in lines if parse_property(line)[0] == name]
     return [value for line in chosen for value in _parse_dates(line, default_tz)]
 
 
@@ -228,12 +220,12 @@ def split_recurrence(lines: list[str]) -> tuple[list[str], list[str]]:
 
 def exdates(lines: list[str], default_zone: str | None) -> list[datetime | date]:
     """All EXDATE values: aware datetimes for timed ones, dates for all-day ones."""
-    return _values(split_recurrence(lines)[1], "EXDATE", _zone(default_zone) or UTC)
+    return _values(split_recurrence(lines)[1], "EXDATE", zone_named(default_zone) or UTC)
 
 
-def _series_start(start: datetime | date, zone: str | None) -> tuple[datetime, ZoneInfo | None]:
+def series_start(start: datetime | date, zone: str | None) -> tuple[datetime, ZoneInfo | None]:
     """dtstart for dateutil: aware in the event's zone (timed) or naive midnight (all-day)."""
-    tz = _zone(zone)
+    tz = zone_named(zone)
     if not isinstance(start, datetime):
         return datetime.combine(start, time()), tz
     if start.tzinfo is None:
@@ -241,7 +233,7 @@ def _series_start(start: datetime | date, zone: str | None) -> tuple[datetime, Z
     return (start.astimezone(tz) if tz else start).replace(microsecond=0), tz
 
 
-def _until(rule: _Rule, dtstart: datetime) -> datetime | date | None:
+def rule_until(rule: Rule, dtstart: datetime) -> datetime | date | None:
     """UNTIL as an aware instant (timed series) or a date (all-day), whatever form it came in."""
     text = rule.until
     if text is None:
@@ -256,25 +248,25 @@ def _until(rule: _Rule, dtstart: datetime) -> datetime | date | None:
     return parsed.replace(tzinfo=UTC if text.endswith("Z") else dtstart.tzinfo)
 
 
-def _dateutil_set(rule: _Rule | None, dtstart: datetime) -> rruleset:
+def _dateutil_set(rule: Rule | None, dtstart: datetime) -> rruleset:
     if rule is None:
         return rruleset()
     # dateutil insists that UNTIL matches DTSTART (UTC for aware, floating for naive).
-    until = _until(rule, dtstart)
+    until = rule_until(rule, dtstart)
     if isinstance(until, datetime):
         rule = replace(rule, until=until.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ"))
     elif until is not None:
         rule = replace(rule, until=until.strftime("%Y%m%d"))
     try:
-        result = rrulestr(_render(rule), forceset=True, dtstart=dtstart)
+        result = rrulestr(render(rule), forceset=True, dtstart=dtstart)
     except (ValueError, TypeError) as exc:
         raise RecurrenceError(f"RRULE is not valid: {exc}.") from None
     assert isinstance(result, rruleset)  # forceset=True always builds a set
     return result
 
 
-def _the_rrule(lines: list[str]) -> _Rule | None:
-    rules = [_parse_rule(line) for line in lines if _property(line)[0] == "RRULE"]
+def the_rrule(lines: list[str]) -> Rule | None:
+    rules = [_parse_rule(line) for line in lines if parse_property(line)[0] == "RRULE"]
     if len(rules) > 1:
         raise RecurrenceError("Only one RRULE line is supported.")
     return rules[0] if rules else None
@@ -300,7 +292,7 @@ _CYCLE_YEARS = 400
 _CYCLE_UNITS = {"YEARLY": 400, "MONTHLY": 4800, "WEEKLY": 20871, "DAILY": 146097}
 
 
-def _never_occurs(rule: _Rule, dtstart: datetime) -> bool:
+def _never_occurs(rule: Rule, dtstart: datetime) -> bool:
     """Whether the rule, COUNT and UNTIL aside, has no occurrence at all (BYMONTHDAY=30 in
     February, a BYSETPOS beyond its set, an INTERVAL that never meets its BYDAY).
 
@@ -313,7 +305,7 @@ def _never_occurs(rule: _Rule, dtstart: datetime) -> bool:
         return False  # finer than daily: the API refuses these; providers' are left as is
     cycle = _CYCLE_YEARS * (rule.interval // gcd(rule.interval, units))
     shift = max(0, (MAXYEAR - cycle - dtstart.year) // cycle * cycle)
-    return _never_occurs_from(_render(replace(rule, count=None, until=None)), dtstart, shift)
+    return _never_occurs_from(render(replace(rule, count=None, until=None)), dtstart, shift)
 
 
 @lru_cache(maxsize=4096)
@@ -325,7 +317,7 @@ def _never_occurs_from(rule_line: str, dtstart: datetime, shift: int) -> bool:
 
 def check_expressible(lines: list[str], start: datetime | date) -> None:
     """Raise RecurrenceError for a rule that no provider can take, or that never occurs."""
-    rule = _the_rrule(split_recurrence(lines)[0])
+    rule = the_rrule(split_recurrence(lines)[0])
     if rule is None:
         return
     if rule.freq not in _PROVIDER_FREQS:
@@ -335,7 +327,7 @@ def check_expressible(lines: list[str], start: datetime | date) -> None:
         )
     if "BYEASTER" in dict(rule.other):
         raise RecurrenceError("BYEASTER is not part of RFC 5545: no provider can take it.")
-    dtstart = _series_start(start, None)[0]
+    dtstart = series_start(start, None)[0]
     if _never_occurs(rule, dtstart):
         raise RecurrenceError("RRULE never occurs (like a 30 February): check its BY parts.")
     if next(iter(_dateutil_set(rule, dtstart)), None) is None:
@@ -345,7 +337,7 @@ def check_expressible(lines: list[str], start: datetime | date) -> None:
 def _validate(lines: list[str], start: datetime | date) -> None:
     timed = isinstance(start, datetime)
     for line in lines:
-        name = _property(line)[0]
+        name = parse_property(line)[0]
         if name not in ("RRULE", "EXDATE", "RDATE"):
             raise RecurrenceError(f"Unsupported line {line!r}: use RRULE, EXDATE or RDATE.")
         if name != "RRULE" and any(
@@ -353,7 +345,7 @@ def _validate(lines: list[str], start: datetime | date) -> None:
         ):
             kind, event = ("date", "timed") if timed else ("date-time", "all-day")
             raise RecurrenceError(f"{name} {line!r} has a {kind} value; the event is {event}.")
-    _dateutil_set(_the_rrule(lines), _series_start(start, None)[0])
+    _dateutil_set(the_rrule(lines), series_start(start, None)[0])
     check_expressible(lines, start)
 
 
@@ -397,10 +389,10 @@ def occurrences(
     window_end: datetime,
 ) -> list[datetime | date]:
     """Occurrence starts (RRULE + RDATE - EXDATE) within [window_start, window_end)."""
-    dtstart, tz = _series_start(start, zone)
+    dtstart, tz = series_start(start, zone)
     series_tz: tzinfo = dtstart.tzinfo or tz or UTC
     rule_lines, excluded = split_recurrence(lines)
-    rule = _the_rrule(rule_lines)
+    rule = the_rrule(rule_lines)
     if rule is not None and _never_occurs(rule, dtstart):
         rule = None  # its RDATEs, if any, are all there is
     rset = _dateutil_set(rule, dtstart)
@@ -425,151 +417,3 @@ def occurrences(
         if value >= low:
             found.append(value)
     return found
-
-
-def _graph_index(rule: _Rule) -> str:
-    if any(n is not None for n, _ in rule.byday):
-        if len(rule.byday) > 1 or rule.bysetpos:
-            raise RecurrenceError("Outlook cannot express BYDAY ordinals on several days.")
-        position = rule.byday[0][0]
-    elif len(rule.bysetpos) == 1:
-        position = rule.bysetpos[0]
-    else:
-        raise RecurrenceError(f"Outlook needs {rule.freq} BYDAY with 1 position (2MO or BYSETPOS).")
-    if position not in _INDEX_NAMES:
-        raise RecurrenceError(f"Outlook has no position {position} (only 1-4 and -1 = last).")
-    return _INDEX_NAMES[position]
-
-
-def _graph_pattern(rule: _Rule, day: date) -> dict[str, Any]:
-    if rule.other:
-        names = ", ".join(name for name, _ in rule.other)
-        raise RecurrenceError(f"Outlook cannot express the RRULE part(s) {names}.")
-    if rule.freq not in ("DAILY", "WEEKLY", "MONTHLY", "YEARLY"):
-        raise RecurrenceError(f"Outlook cannot repeat more often than daily (FREQ={rule.freq}).")
-    # Without WKST an RRULE weeks start on Monday; that only matters when the weeks are counted.
-    first_day = rule.wkst or ("MO" if _wkst_matters(rule) else "SU")
-    days = [_GRAPH_DAYS[_DAYS.index(weekday)] for _, weekday in rule.byday]
-    pattern = {"interval": rule.interval, "firstDayOfWeek": _GRAPH_DAYS[_DAYS.index(first_day)]}
-    if rule.freq in ("DAILY", "WEEKLY"):
-        if rule.bymonth or rule.bymonthday or rule.bysetpos:
-            raise RecurrenceError(f"Outlook has no BYMONTH, BYMONTHDAY, BYSETPOS for {rule.freq}.")
-        if any(n is not None for n, _ in rule.byday):
-            raise RecurrenceError("BYDAY ordinals (like 1MO) need FREQ=MONTHLY or YEARLY.")
-        if rule.freq == "DAILY" and not days:
-            return {"type": "daily", **pattern}
-        if rule.freq == "DAILY" and rule.interval != 1:
-            raise RecurrenceError("Outlook cannot express FREQ=DAILY with both INTERVAL and BYDAY.")
-        # Every day on some weekdays is the same series as weekly on those weekdays.
-        return {"type": "weekly", **pattern, "daysOfWeek": days or [_GRAPH_DAYS[day.weekday()]]}
-    yearly = rule.freq == "YEARLY"
-    if len(rule.bymonth) > 1 or (rule.bymonth and not yearly):
-        raise RecurrenceError(f"Outlook cannot express FREQ={rule.freq} with this BYMONTH.")
-    if yearly and (rule.byday or rule.bymonthday) and not rule.bymonth:
-        raise RecurrenceError("Outlook needs one BYMONTH for FREQ=YEARLY with BYDAY/BYMONTHDAY.")
-    if yearly:
-        pattern["month"] = rule.bymonth[0] if rule.bymonth else day.month
-    if rule.byday:
-        if rule.bymonthday:
-            raise RecurrenceError("Outlook cannot express BYMONTHDAY together with BYDAY.")
-        kind = "relativeYearly" if yearly else "relativeMonthly"
-        return {"type": kind, **pattern, "daysOfWeek": days, "index": _graph_index(rule)}
-    if rule.bysetpos:
-        raise RecurrenceError("Outlook cannot express BYSETPOS without BYDAY.")
-    if len(rule.bymonthday) > 1 or any(n < 0 for n in rule.bymonthday):
-        raise RecurrenceError("Outlook needs BYMONTHDAY to be a single day counted from 1.")
-    kind = "absoluteYearly" if yearly else "absoluteMonthly"
-    return {"type": kind, **pattern, "dayOfMonth": (rule.bymonthday or (day.day,))[0]}
-
-
-def rrule_to_graph(lines: list[str], start: datetime | date, zone: str | None) -> dict[str, Any]:
-    """Microsoft Graph `recurrence` resource for the series' RRULE (EXDATEs are ignored)."""
-    rule_lines, _ = split_recurrence(lines)
-    if any(_property(line)[0] == "RDATE" for line in rule_lines):
-        raise RecurrenceError("Outlook cannot express RDATE (extra single dates) in a series.")
-    parsed = _the_rrule(rule_lines)
-    if parsed is None:
-        raise RecurrenceError("Outlook needs an RRULE line.")
-    rule = _canonical(parsed)
-    dtstart, _tz = _series_start(start, zone)
-    series: dict[str, Any] = {"type": "noEnd", "startDate": dtstart.date().isoformat()}
-    until = _until(rule, dtstart)
-    if rule.count is not None:
-        series.update(type="numbered", numberOfOccurrences=rule.count)
-    elif isinstance(until, datetime):
-        # Graph ends on a local date; step back a day if UNTIL falls before that day's occurrence.
-        last = until.astimezone(dtstart.tzinfo).date()
-        if datetime.combine(last, dtstart.timetz()) > until:
-            last -= timedelta(days=1)
-        series.update(type="endDate", endDate=last.isoformat())
-    elif until is not None:
-        series.update(type="endDate", endDate=until.isoformat())
-    windows = timezones.to_windows(zone)
-    if windows:
-        series["recurrenceTimeZone"] = windows
-    return {"pattern": _graph_pattern(rule, dtstart.date()), "range": series}
-
-
-def _graph_number(mapping: dict[str, Any], key: str, high: int) -> int:
-    value = mapping.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-        raise RecurrenceError(f"Outlook recurrence has an invalid {key}: {value!r}.")
-    return value
-
-
-def _graph_day(name: Any) -> str:
-    if str(name).lower() not in _GRAPH_DAYS:
-        raise RecurrenceError(f"Outlook recurrence has an unknown weekday {name!r}.")
-    return _DAYS[_GRAPH_DAYS.index(str(name).lower())]
-
-
-def graph_to_rrule(
-    recurrence: dict[str, Any], start: datetime | date, zone: str | None
-) -> list[str]:
-    """RRULE lines for a Microsoft Graph `recurrence` resource."""
-    pattern: dict[str, Any] = recurrence.get("pattern") or {}
-    series: dict[str, Any] = recurrence.get("range") or {}
-    kind = str(pattern.get("type") or "")
-    dtstart, tz = _series_start(start, zone)
-    freq = _GRAPH_FREQS.get(kind)
-    if freq is None:
-        raise RecurrenceError(f"Unknown Outlook recurrence pattern type {kind!r}.")
-    # Graph fills unused fields with 0 / "first", so read only what this pattern type uses.
-    interval = _graph_number(pattern, "interval", 10**6) if pattern.get("interval") else 1
-    month = (_graph_number(pattern, "month", 12),) if freq == "YEARLY" else ()
-    rule = _Rule(freq, interval, bymonth=month)
-    uses_days = kind in ("weekly", "relativeMonthly", "relativeYearly")
-    names = (pattern.get("daysOfWeek") or ()) if uses_days else ()
-    days = tuple((None, _graph_day(name)) for name in names)
-    if kind == "weekly":
-        first_day = _graph_day(pattern.get("firstDayOfWeek") or "sunday")
-        days = days or ((None, _DAYS[dtstart.weekday()]),)
-        rule = replace(rule, wkst=first_day, byday=days)
-    elif kind in ("absoluteMonthly", "absoluteYearly"):
-        rule = replace(rule, bymonthday=(_graph_number(pattern, "dayOfMonth", 31),))
-    elif kind in ("relativeMonthly", "relativeYearly"):
-        position = _INDEX_VALUES.get(str(pattern.get("index") or "first").lower())
-        if not days or position is None:
-            raise RecurrenceError(f"Outlook {kind} recurrence needs daysOfWeek and a valid index.")
-        if len(days) == 1:
-            rule = replace(rule, byday=((position, days[0][1]),))
-        else:
-            rule = replace(rule, byday=days, bysetpos=(position,))
-    range_type = series.get("type") or "noEnd"
-    if range_type == "numbered":
-        rule = replace(rule, count=_graph_number(series, "numberOfOccurrences", 10**9))
-    elif range_type == "endDate":
-        try:
-            end = date.fromisoformat(str(series.get("endDate")))
-        except ValueError:
-            raise RecurrenceError("Outlook recurrence has an invalid endDate.") from None
-        if dtstart.tzinfo is None:
-            rule = replace(rule, until=f"{end:%Y%m%d}")
-        else:
-            # RFC 5545 wants UTC here; the series ends after the last local day.
-            end_tz = tz or _zone(series.get("recurrenceTimeZone")) or dtstart.tzinfo
-            last = datetime.combine(end, time(23, 59, 59), end_tz).astimezone(UTC)
-            rule = replace(rule, until=f"{last:%Y%m%dT%H%M%S}Z")
-    elif range_type != "noEnd":
-        raise RecurrenceError(f"Unknown Outlook recurrence range type {range_type!r}.")
-    return [_render(_canonical(rule))]
