@@ -154,7 +154,7 @@ def test_sync_killed_between_pages_converges_like_an_uninterrupted_one(
 
     killed = killed_sync(app, "user-1", side, page=1)
 
-    assert (killed.success, killed.error, killed.eventsCreated) == (False, UNEXPECTED, 6)
+    assert (killed.success, killed.error, killed.events_created) == (False, UNEXPECTED, 6)
     assert listings(sandbox) == 2  # the third page was never read
     assert len(crm_items(client, mine)) == 6  # each page committed with its changes
     row = connection_of(app, "user-1", side)
@@ -208,7 +208,7 @@ def test_incremental_sync_killed_keeps_its_cursor_and_converges(
 
     assert (killed.success, killed.error) == (False, UNEXPECTED)
     assert listings(sandbox) == 1
-    applied = killed.eventsCreated + killed.eventsUpdated + killed.eventsDeleted
+    applied = killed.events_created + killed.events_updated + killed.events_deleted
     assert applied == PAGE
     assert connection_of(app, "user-1", side).sync_cursor == cursor
 
