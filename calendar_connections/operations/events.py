@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..ical.recurrence import RecurrenceError, validate_recurrence, with_exdate
+from ..ical.recurrence import RecurrenceError, validate_recurrence
 from ..models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
+from ..models.event import WRITABLE_COLUMNS
 
 DEFAULT_ZONE = "UTC"
 DEFAULT_STATUS = "confirmed"
@@ -37,7 +38,7 @@ COLUMNS = {
 }
 _TIMES = ("start_at", "end_at", "start_date", "end_date")
 _BLANK: dict[str, Any] = {
-    **dict.fromkeys(COLUMNS.values()),
+    **dict.fromkeys(WRITABLE_COLUMNS),
     "title": "",
     "all_day": False,
     "status": DEFAULT_STATUS,
@@ -67,11 +68,6 @@ class EventPage:
 
     items: Sequence[CalendarEvent]
     total: int
-
-
-def event_fields(event: CalendarEvent) -> dict[str, Any]:
-    """The event's writable columns, by column name."""
-    return {column: getattr(event, column) for column in COLUMNS.values()}
 
 
 def resolve_fields(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,16 +115,6 @@ def _check_times(fields: Mapping[str, Any]) -> None:
         raise InvalidEvent(needed[1], f"Must be after {needed[0]}.")
 
 
-def apply_fields(event: CalendarEvent, fields: Mapping[str, Any]) -> bool:
-    """Set the columns that differ; whether anything did."""
-    changed = False
-    for column, value in fields.items():
-        if getattr(event, column) != value:
-            setattr(event, column, value)
-            changed = True
-    return changed
-
-
 def create_event(session: Session, user_id: str, data: Mapping[str, Any]) -> CalendarEvent:
     """A new CRM event of ``user_id`` from the API's fields (by column)."""
     event = CalendarEvent(user_id=user_id, **resolve_fields(_BLANK, data))
@@ -156,7 +142,7 @@ def update_event(
 ) -> CalendarEvent:
     """Apply a partial change (by column); touch the event only when something changed."""
     event = get_event(session, user_id, event_id)
-    fields = resolve_fields(event_fields(event), changes)
+    fields = resolve_fields(event.writable_fields(), changes)
     if event.series_id is not None and fields["recurrence"]:
         raise InvalidEvent(
             "recurrence", "An instance of a series cannot recur itself: change its series."
@@ -166,7 +152,7 @@ def update_event(
         raise InvalidEvent(
             "allDay", "A series with moved instances cannot switch between timed and all-day."
         )
-    if apply_fields(event, fields):
+    if event.set_fields(fields):
         event.touch()
         session.flush()
     return event
@@ -212,12 +198,7 @@ def _cancel_occurrence(session: Session, instance: CalendarEvent, now: datetime)
     """A deleted instance is a cancelled occurrence: an EXDATE on its series, as providers do."""
     series = session.get(CalendarEvent, instance.series_id)
     start = instance.original_start
-    if series is None or series.deleted_at is not None or not series.recurrence or not start:
-        return
-    zone = None if series.all_day else series.time_zone
-    lines = with_exdate(list(series.recurrence), start, zone)
-    if lines != series.recurrence:
-        series.recurrence = lines
+    if series is not None and start and series.cancel_occurrence(start):
         series.touch(now)
 
 
@@ -226,8 +207,7 @@ def _remove(session: Session, event: CalendarEvent, now: datetime, keep: bool = 
     if event.deleted_at is not None:
         return True
     if keep or event.links:
-        event.deleted_at = now
-        event.touch(now)
+        event.tombstone(now)
         return True
     session.delete(event)
     return False
