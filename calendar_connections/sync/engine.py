@@ -21,7 +21,8 @@ from ..providers.spec import ClientContext
 from ..providers.types import CalendarClient, SyncCursorExpired
 from ..token_store import load_token, save_token
 from . import lease
-from .apply import Counts, Puller, apply_page
+from .apply import Puller, apply_page
+from .counts import Counts
 from .push import Pusher
 from .reconcile import UnconfirmedLinks, remove_unlisted
 from .series import SeriesMasters

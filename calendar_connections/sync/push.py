@@ -29,14 +29,8 @@ from ..providers.types import (
     RemoteGone,
     WriteConflict,
 )
-from .apply import (
-    Puller,
-    assign_fields,
-    changed_groups,
-    fields_of,
-    mark_synced,
-    occurrence_key,
-)
+from .apply import Puller
+from .fields import assign_fields, changed_groups, fields_of, mark_synced, occurrence_key
 from .reconcile import UNLISTED
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from ..ical.recurrence import RecurrenceError, occurrences
 from ..models import LINK_EVENT, LINK_OCCURRENCE, CalendarEvent, EventLink
 from ..providers.types import CalendarClient, RemoteGone
-from .apply import Puller, occurrence_key, parse_occurrence_key
+from .apply import Puller
+from .fields import occurrence_key, parse_occurrence_key
 
 log = logging.getLogger(__name__)
 
