@@ -189,3 +189,36 @@ def test_request_examples_are_accepted(
     change = patch["application/json"]["example"]
     response = client.patch(f"/api/v1/crm/calendar/events/{created[0]}", json=change, headers=auth)
     assert response.status_code == 200, response.json
+
+
+AREAS = {
+    "google": {
+        "/crm/calendar/connections/google/authorize",
+        "/crm/calendar/connections/google/callback",
+    },
+    "outlook": {
+        "/crm/calendar/connections/outlook/authorize",
+        "/crm/calendar/connections/outlook/callback",
+    },
+    "status": {
+        "/crm/calendar/connections/status",
+        "/crm/calendar/connections/{provider}/disconnect",
+        "/crm/calendar/connections/{provider}/sync",
+        "/crm/calendar/connections/sync-if-stale",
+    },
+    "events": {"/crm/calendar/events", "/crm/calendar/events/{id}"},
+}
+
+
+def test_each_blueprint_is_one_tag_of_its_own_paths(spec: dict[str, Any]) -> None:
+    """Google, Outlook, status and events, as the design card names them."""
+    assert [tag["name"] for tag in spec["tags"]] == list(AREAS)
+    assert all(tag["description"] for tag in spec["tags"])
+    tagged: dict[str, set[str]] = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":  # the path's, shared by its operations
+                continue
+            (tag,) = operation["tags"]
+            tagged.setdefault(tag, set()).add(path)
+    assert tagged == AREAS

@@ -21,9 +21,9 @@ from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
 from calendar_connections.providers.session import retry_policy
 from calendar_connections.token_store import load_token
 
-from . import payloads as p
-from .test_connect import OUTLOOK, connect
-from .test_sync_outlook import DELTA, SYNC, counts, delta_link, serve, status, sync, with_window
+from .support import payloads as p
+from .support.connections import OUTLOOK, connect
+from .support.outlook import DELTA, SYNC, counts, delta_link, serve, status, sync, with_window
 
 ACCESS_DENIED = p.graph_error(
     "ErrorAccessDenied", "Access is denied. Check credentials and try again."

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarEvent
 
-from . import payloads as p
-from .test_connect import OUTLOOK, connect
-from .test_sync_outlook import (
+from .support import payloads as p
+from .support.connections import OUTLOOK, connect
+from .support.outlook import (
     EVENTS,
     TAG,
     body_of,

@@ -55,7 +55,7 @@ from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent, EventLink
 from calendar_connections.sync.service import run_sync
 
-from .sandbox_fixtures import (
+from .support.sandbox import (
     EVENTS,
     SIDES,
     Sandbox,
@@ -77,10 +77,8 @@ ZONES = ["UTC", "Europe/Berlin", "America/New_York"]
 OTHER = {"crm": "provider", "provider": "crm"}
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    # A lease shorter than a slow push: the heartbeat must carry it (see ``Op("slow")``).
-    return make_app(**sandbox_config(SYNC_LEASE_TTL=2))
+# A lease shorter than a slow push: the heartbeat must carry it (see ``Op("slow")``).
+pytestmark = pytest.mark.app_config(**sandbox_config(SYNC_LEASE_TTL=2))
 
 
 @pytest.fixture

@@ -42,15 +42,15 @@ class SyncAlreadyRunning(Exception):
 
 @dataclass
 class SyncResult:
-    """The outcome of one sync, as the API returns it."""
+    """The outcome of one sync (the API shows it through SyncResultSchema)."""
 
     provider: str
     success: bool
     error: str | None = None
-    eventsCreated: int = 0
-    eventsUpdated: int = 0
-    eventsDeleted: int = 0
-    eventsPushed: int = 0
+    events_created: int = 0
+    events_updated: int = 0
+    events_deleted: int = 0
+    events_pushed: int = 0
 
 
 ClientFactory = Callable[[Session, CalendarConnection], CalendarClient]
@@ -144,10 +144,10 @@ def sync_connection(
         finally:
             _finish(session, connection)
     lease.release(session, connection_id, owner)
-    result.eventsCreated = counts.created
-    result.eventsUpdated = counts.updated
-    result.eventsDeleted = counts.deleted
-    result.eventsPushed = counts.pushed
+    result.events_created = counts.created
+    result.events_updated = counts.updated
+    result.events_deleted = counts.deleted
+    result.events_pushed = counts.pushed
     return result
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.common.security import generate_token
@@ -14,9 +14,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .config import Settings
-from .crypto import TokenCipher
-from .models import (
+from ..config import Settings
+from ..crypto import TokenCipher
+from ..models import (
     CalendarConnection,
     CalendarEvent,
     OAuthState,
@@ -24,12 +24,12 @@ from .models import (
     SyncStatus,
     utcnow,
 )
-from .providers.errors import ProviderNotConfigured, TokenUnreadable
-from .providers.registry import label, provider_spec
-from .providers.spec import ProviderSpec
-from .sync import lease
-from .sync.engine import SyncAlreadyRunning
-from .token_store import load_token, save_token
+from ..providers.errors import ProviderNotConfigured, TokenUnreadable
+from ..providers.registry import label, provider_spec
+from ..providers.spec import ProviderSpec
+from ..sync import lease
+from ..sync.engine import SyncAlreadyRunning
+from ..token_store import load_token, save_token
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,20 @@ def _forget_provider_copies(session: Session, connection: CalendarConnection) ->
         session.delete(event)
 
 
-def connection_statuses(session: Session, user_id: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class ConnectionStatus:
+    """A provider's connection as the user sees it, connected or not."""
+
+    provider: str
+    connected: bool
+    calendar_id: str | None = None
+    account_email: str | None = None
+    last_sync_at: datetime | None = None
+    last_sync_status: str | None = None
+    last_sync_error: str | None = None
+
+
+def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
     """One status per provider, GOOGLE then OUTLOOK, for providers never connected too."""
     rows = session.execute(
         select(CalendarConnection).where(CalendarConnection.user_id == user_id)
@@ -317,15 +330,27 @@ def connection_statuses(session: Session, user_id: str) -> list[dict[str, Any]]:
     statuses = []
     for provider in Provider:
         row = by_provider.get(provider.value)
+        if row is None:
+            statuses.append(ConnectionStatus(provider.value, connected=False))
+            continue
         statuses.append(
-            {
-                "provider": provider.value,
-                "connected": bool(row and row.connected),
-                "calendarId": row.calendar_id if row else None,
-                "accountEmail": row.account_email if row else None,
-                "lastSyncAt": row.last_sync_at if row else None,
-                "lastSyncStatus": row.last_sync_status if row else None,
-                "lastSyncError": row.last_sync_error if row else None,
-            }
+            ConnectionStatus(
+                provider.value,
+                connected=bool(row.connected),
+                calendar_id=row.calendar_id,
+                account_email=row.account_email,
+                last_sync_at=row.last_sync_at,
+                last_sync_status=row.last_sync_status,
+                last_sync_error=row.last_sync_error,
+            )
         )
     return statuses
+
+
+def connection_status(session: Session, user_id: str, provider: Provider) -> ConnectionStatus:
+    """The status of the user's connection to ``provider``."""
+    return next(
+        status
+        for status in connection_statuses(session, user_id)
+        if status.provider == provider.value
+    )
