@@ -114,7 +114,7 @@ calendar_cli = AppGroup("calendar", help="Connections and their syncs.")
 )
 def issue_token_command(user_id: str, expires: timedelta) -> None:
     """Print a Bearer token for USER_ID, signed with the configured HS256 secret."""
-    algorithm = current_app.config["JWT_ALGORITHM"]
+    algorithm = get_settings().jwt_algorithm
     if not algorithm.startswith("HS"):
         raise click.ClickException(
             f"JWT_ALGORITHM is {algorithm}: tokens are issued by the CRM auth service, "
@@ -252,7 +252,7 @@ def scheduler_command() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     scheduler.start()
-    click.echo(f"Scheduler running: a round every {app.config['SYNC_INTERVAL']} s.")
+    click.echo(f"Scheduler running: a round every {scheduler.interval} s.")
     stop.wait()
     click.echo("Stopping: running syncs finish first.")
     scheduler.shutdown()

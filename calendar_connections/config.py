@@ -130,7 +130,7 @@ class Settings:
     jwt_algorithm: str
     jwt_decode_audience: str | None
     jwt_decode_issuer: str | None
-    token_encryption_keys: str | None = field(repr=False)
+    token_encryption_keys: str = field(repr=False)  # made in development when unset
     google_client_id: str | None
     google_client_secret: str | None = field(repr=False)
     google_redirect_uri: str

@@ -77,10 +77,6 @@ class ProviderSpec:
             redirect_uri=redirect_uri,
         )
 
-    def can_revoke(self, settings: Settings) -> bool:
-        """Whether the provider has a revocation endpoint for our grants."""
-        return self.oauth(settings).revoke_url is not None
-
     def revoke(self, settings: Settings, token: dict[str, Any]) -> None:
         """Revoke the grant where the provider can; failures are logged, never raised."""
         oauth = self.oauth(settings)
