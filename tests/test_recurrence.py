@@ -13,14 +13,13 @@ from hypothesis import strategies as st
 from calendar_connections.ical import recurrence
 from calendar_connections.ical.recurrence import (
     MAX_OCCURRENCES,
-    RecurrenceError,
-    canonical_rrule,
     exdates,
     occurrences,
     split_recurrence,
     validate_recurrence,
     with_exdate,
 )
+from calendar_connections.ical.rrule import RecurrenceError, canonical_rrule
 from calendar_connections.providers.outlook.recurrence import graph_to_rrule, rrule_to_graph
 
 BERLIN = ZoneInfo("Europe/Berlin")

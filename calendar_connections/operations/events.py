@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..ical.recurrence import RecurrenceError, validate_recurrence
+from ..ical.recurrence import validate_recurrence
+from ..ical.rrule import RecurrenceError
 from ..models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
 from ..models.event import WRITABLE_COLUMNS
 

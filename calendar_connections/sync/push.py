@@ -9,7 +9,8 @@ from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..ical.recurrence import RecurrenceError, exdates
+from ..ical.recurrence import exdates
+from ..ical.rrule import RecurrenceError
 from ..models import (
     LINK_EVENT,
     LINK_OCCURRENCE,

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from ..ical.recurrence import RecurrenceError, occurrences
+from ..ical.recurrence import occurrences
+from ..ical.rrule import RecurrenceError
 from ..models import LINK_EVENT, LINK_OCCURRENCE, CalendarEvent, EventLink
 from ..providers.types import CalendarClient, RemoteGone
 from .apply import Puller

@@ -7,19 +7,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from ...ical import timezones
-from ...ical.recurrence import (
+from ...ical.recurrence import rule_until, series_start, split_recurrence, the_rrule, zone_named
+from ...ical.rrule import (
     WEEKDAYS,
     RecurrenceError,
     Rule,
     canonical,
     parse_property,
     render,
-    rule_until,
-    series_start,
-    split_recurrence,
-    the_rrule,
     wkst_matters,
-    zone_named,
 )
 
 _GRAPH_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
