@@ -57,4 +57,4 @@ test: lint typecheck pytest
 
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info provider-sandbox/*.egg-info build

@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.support.app",
     "tests.support.connections",
+    "tests.support.google",
     "tests.support.sandbox",
     "tests.support.stack",
 ]

@@ -6,9 +6,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import pytest
-import responses
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 from urllib3 import HTTPResponse
 
@@ -20,7 +18,7 @@ from calendar_connections.providers.session import retry_policy
 from calendar_connections.token_store import load_token
 
 from .support import payloads as p
-from .support.connections import GOOGLE, OUTLOOK, connect
+from .support.connections import OUTLOOK, connect
 from .support.google import (
     CONNECTIONS,
     DAY,
@@ -42,18 +40,6 @@ from .support.google import (
 from .support.problems import assert_problem
 
 pytestmark = pytest.mark.app_config(SYNC_RETRY_BACKOFF=0)  # retries without waiting
-
-
-@pytest.fixture
-def harness(client: FlaskClient, auth: dict[str, str], http: responses.RequestsMock, app: Flask):
-    return Harness(client, auth, http, app)
-
-
-@pytest.fixture
-def g(harness: Harness) -> Harness:
-    """The harness with Google connected (access token ya29.access-1, refresh 1//refresh-1)."""
-    assert connect(harness.client, harness.auth, harness.http, GOOGLE).status_code == 200
-    return harness
 
 
 def test_first_full_sync_pages_through_and_saves_the_token(g: Harness) -> None:

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import responses
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from calendar_connections.extensions import db
@@ -38,15 +37,6 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
     return waits
-
-
-@pytest.fixture
-def g(
-    client: FlaskClient, auth: dict[str, str], http: responses.RequestsMock, app: Flask
-) -> Harness:
-    """Google connected through mocked OAuth, its events API mocked with `responses`."""
-    assert connect(client, auth, http, GOOGLE).status_code == 200
-    return Harness(client, auth, http, app)
 
 
 def rate_limited(reason: str) -> tuple[int, dict[str, object]]:

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import pytest
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
@@ -21,6 +22,7 @@ from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent
 
 from . import payloads as p
+from .connections import GOOGLE, connect
 
 CONNECTIONS = "/api/v1/crm/calendar/connections"
 SYNC = f"{CONNECTIONS}/google/sync"
@@ -150,3 +152,18 @@ def connection(session: Session, provider: str = "GOOGLE") -> CalendarConnection
     return session.execute(
         select(CalendarConnection).where(CalendarConnection.provider == provider)
     ).scalar_one()
+
+
+@pytest.fixture
+def harness(
+    client: FlaskClient, auth: dict[str, str], http: responses.RequestsMock, app: Flask
+) -> Harness:
+    """The CRM API of user-1 and the mocked Google behind it."""
+    return Harness(client, auth, http, app)
+
+
+@pytest.fixture
+def g(harness: Harness) -> Harness:
+    """The harness with Google connected (access token ya29.access-1, refresh 1//refresh-1)."""
+    assert connect(harness.client, harness.auth, harness.http, GOOGLE).status_code == 200
+    return harness
