@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -222,3 +224,35 @@ def test_each_blueprint_is_one_tag_of_its_own_paths(spec: dict[str, Any]) -> Non
             (tag,) = operation["tags"]
             tagged.setdefault(tag, set()).add(path)
     assert tagged == AREAS
+
+
+OUTLINE = Path(__file__).parent / "support" / "openapi_outline.json"
+
+
+def outline(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each operation's id, statuses and parameters, and each schema's property names."""
+    operations = {}
+    for path, item in spec["paths"].items():
+        shared = item.get("parameters", [])
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            operations[f"{method.upper()} {path}"] = {
+                "operationId": operation.get("operationId"),
+                "statuses": sorted(operation["responses"]),
+                "parameters": sorted(p["name"] for p in operation.get("parameters", []) + shared),
+            }
+    schemas = {
+        name: sorted(schema.get("properties", {}))
+        for name, schema in spec["components"]["schemas"].items()
+    }
+    return {
+        "operations": dict(sorted(operations.items())),
+        "schemas": dict(sorted(schemas.items())),
+    }
+
+
+def test_the_document_keeps_its_outline(spec: dict[str, Any]) -> None:
+    """Operations, their statuses and parameters, and the schemas' fields, as documented
+    before the API moved into one blueprint per area (tests/support/openapi_outline.json)."""
+    assert outline(spec) == json.loads(OUTLINE.read_text())
