@@ -30,6 +30,7 @@ MAX_SCANNED = 100_000
 
 
 def zone_named(name: str | None) -> ZoneInfo | None:
+    """The ZoneInfo of a zone name (IANA or Windows), or None."""
     iana = timezones.to_iana(name)
     return ZoneInfo(iana) if iana else None
 
@@ -123,6 +124,7 @@ def _dateutil_set(rule: Rule | None, dtstart: datetime) -> rruleset:
 
 
 def the_rrule(lines: list[str]) -> Rule | None:
+    """The one RRULE of ``lines``, parsed, or None without one."""
     rules = [parse_rule(line) for line in lines if parse_property(line)[0] == "RRULE"]
     if len(rules) > 1:
         raise RecurrenceError("Only one RRULE line is supported.")

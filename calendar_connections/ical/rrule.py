@@ -24,6 +24,8 @@ class RecurrenceError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
+    """The parts of one RRULE, parsed; ``other`` keeps those dateutil alone understands."""
+
     freq: str
     interval: int = 1
     wkst: str | None = None
@@ -37,6 +39,7 @@ class Rule:
 
 
 def parse_property(line: str) -> tuple[str, dict[str, str], str]:
+    """Name, parameters and value of one content line (``NAME;PARAM=X:VALUE``)."""
     head, sep, value = line.strip().partition(":")
     if not sep or not head:
         raise RecurrenceError(f"Recurrence line {line!r} is not of the form NAME:VALUE.")
@@ -111,11 +114,13 @@ def parse_rule(line: str) -> Rule:
 
 
 def wkst_matters(rule: Rule) -> bool:
+    """Whether the week start changes which days the rule yields."""
     # The week start only changes which weeks an INTERVAL>1 weekly rule lands in (and BYWEEKNO).
     return (rule.freq == "WEEKLY" and rule.interval > 1) or "BYWEEKNO" in dict(rule.other)
 
 
 def canonical(rule: Rule) -> Rule:
+    """The same rule in one spelling: redundant parts dropped, parts ordered."""
     byday = tuple(sorted(set(rule.byday), key=lambda d: (WEEKDAYS.index(d[1]), d[0] or 0)))
     rule = replace(rule, byday=byday)
     if rule.wkst == "MO" or not wkst_matters(rule):
@@ -136,6 +141,8 @@ def canonical(rule: Rule) -> Rule:
 
 
 def render(rule: Rule) -> str:
+    """The RRULE value of ``rule``, parts in canonical order."""
+
     def numbers(values: tuple[int, ...]) -> str | None:
         return ",".join(map(str, values)) or None
 

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
 from sqlalchemy.orm import Session
 
-from ..ical.recurrence import with_exdate
 from ..models import (
     LINK_EVENT,
     LINK_OCCURRENCE,
@@ -126,12 +125,7 @@ class Puller:
 
     def add_exdate(self, series: CalendarEvent, original_start: datetime | date) -> None:
         """Record a cancelled instance on its series, once."""
-        if series.deleted_at is not None or not series.recurrence:
-            return
-        zone = series.time_zone if not series.all_day else None
-        lines = with_exdate(list(series.recurrence), original_start, zone)
-        if lines != series.recurrence:
-            series.recurrence = lines
+        if series.cancel_occurrence(original_start):
             self._pulled_change(series, self.link_for_event(series.id), None)
             self.counts.updated += series not in self.created
 
@@ -189,8 +183,7 @@ class Puller:
             self.delete_event(instance)
             self.session.flush()  # before the series' own delete would cascade to it
         if others:
-            event.deleted_at = event.deleted_at or utcnow()
-            event.touch()
+            event.tombstone()
         else:
             self.session.delete(event)
 

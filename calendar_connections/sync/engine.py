@@ -17,7 +17,7 @@ from ..crypto import TokenCipher
 from ..models import CalendarConnection, SyncStatus, utcnow
 from ..providers.errors import ProviderError, ProviderGrantError, TokenUnreadable
 from ..providers.registry import provider_spec
-from ..providers.spec import ClientContext
+from ..providers.spec import Capabilities, ClientContext
 from ..providers.types import CalendarClient, SyncCursorExpired
 from ..token_store import load_token, save_token
 from . import lease
@@ -171,16 +171,16 @@ def _run(
 ) -> None:
     now = utcnow()
     _ensure_window(connection, settings, now)
+    capabilities = provider_spec(connection.provider).capabilities
     try:
-        _pull(session, connection, client, heartbeat, counts, on_page)
+        _pull(session, connection, client, capabilities, heartbeat, counts, on_page)
     except SyncCursorExpired:
         log.info("connection %s: sync cursor expired, full resync", connection.id)
         session.rollback()
         connection.sync_cursor = None
-        _pull(session, connection, client, heartbeat, counts, on_page)
+        _pull(session, connection, client, capabilities, heartbeat, counts, on_page)
     assert connection.window_start is not None
     puller = Puller(session, connection, connection.full_round, counts, guard=heartbeat.check)
-    capabilities = provider_spec(connection.provider).capabilities
     Pusher(puller, client, capabilities).push_all(connection.window_start)
 
 
@@ -204,6 +204,7 @@ def _pull(
     session: Session,
     connection: CalendarConnection,
     client: CalendarClient,
+    capabilities: Capabilities,
     heartbeat: lease.Heartbeat,
     counts: Counts,
     on_page: PageHook | None,
@@ -215,7 +216,6 @@ def _pull(
         connection.full_round += 1
     session.commit()
     puller = Puller(session, connection, connection.full_round, counts, guard=heartbeat.check)
-    capabilities = provider_spec(connection.provider).capabilities
     series = SeriesMasters(puller, client) if capabilities.lists_occurrences else None
     # Some incremental listings report no removal of an item they never listed.
     confirm = not full and not capabilities.reports_unlisted_removals

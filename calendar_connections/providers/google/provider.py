@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...models import Provider
 from ..session import ProviderSession
 from ..spec import ClientContext, ProviderSpec
 from ..types import CalendarClient
@@ -18,7 +19,7 @@ def _client(context: ClientContext) -> CalendarClient:
 
 
 GOOGLE = ProviderSpec(
-    name="GOOGLE",
+    name=Provider.GOOGLE,
     label=LABEL,
     oauth=oauth_config,
     client=_client,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...models import Provider
 from ..session import ProviderSession
 from ..spec import Capabilities, ClientContext, ProviderSpec
 from ..types import CalendarClient
@@ -20,7 +21,7 @@ def _client(context: ClientContext) -> CalendarClient:
 
 
 OUTLOOK = ProviderSpec(
-    name="OUTLOOK",
+    name=Provider.OUTLOOK,
     label=LABEL,
     oauth=oauth_config,
     client=_client,
