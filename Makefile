@@ -13,17 +13,20 @@ export FLASK_APP := calendar_connections
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when the declared dependencies or their tested versions change.
-$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt | $(BIN)/activate
+# Reinstall only when the declared dependencies or their tested versions change. The provider
+# sandbox (`flask sandbox run`) is a development tool of its own: installed here, never in the
+# service's wheel.
+$(VENV)/.installed: setup.cfg pyproject.toml provider-sandbox/pyproject.toml constraints.txt | $(BIN)/activate
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
-		--constraint constraints.txt -e '.[dev]'
+		--constraint constraints.txt -e '.[dev]' -e ./provider-sandbox
 	touch $@
 
 install: $(VENV)/.installed
 
 # Pin what is installed now as the tested versions: run after changing setup.cfg, then test.
 constraints: | $(BIN)/activate
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade \
+		-e '.[dev]' -e ./provider-sandbox
 	printf '# Tested versions, written by `make constraints`; `make install` installs these.\n' > constraints.txt
 	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check >> constraints.txt
 	touch $(VENV)/.installed
@@ -58,4 +61,4 @@ bench: install
 
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info provider-sandbox/*.egg-info build

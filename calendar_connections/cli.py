@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -18,16 +17,18 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from . import connections
 from .auth import issue_token
-from .crypto import InvalidToken, get_cipher
+from .config import get_settings
+from .crypto import get_cipher
 from .extensions import db
-from .models import CalendarConnection, OAuthState, OAuthToken, Provider
-from .sandbox.cli import sandbox_cli
+from .models import CalendarConnection, Provider
+from .operations import connections
+from .operations.tokens import rotate_keys
+from .providers.registry import label
 from .scheduler import SyncScheduler, run_round
+from .schemas.connections import SyncResultSchema
 from .sync.engine import SyncAlreadyRunning
 from .sync.service import NotConnected, sync_provider
-from .token_store import rotate_token_keys
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -113,7 +114,7 @@ calendar_cli = AppGroup("calendar", help="Connections and their syncs.")
 )
 def issue_token_command(user_id: str, expires: timedelta) -> None:
     """Print a Bearer token for USER_ID, signed with the configured HS256 secret."""
-    algorithm = current_app.config["JWT_ALGORITHM"]
+    algorithm = get_settings().jwt_algorithm
     if not algorithm.startswith("HS"):
         raise click.ClickException(
             f"JWT_ALGORITHM is {algorithm}: tokens are issued by the CRM auth service, "
@@ -127,20 +128,11 @@ def issue_token_command(user_id: str, expires: timedelta) -> None:
 @tokens_cli.command("rotate-keys")
 def rotate_keys_command() -> None:
     """Re-encrypt every stored token under the first key of TOKEN_ENCRYPTION_KEYS."""
-    cipher = get_cipher()
-    tokens = list(db.session.execute(select(OAuthToken)).scalars())
-    outcome = rotate_token_keys(tokens, cipher)
-    states = list(db.session.execute(select(OAuthState)).scalars())
-    rotated_states = 0
-    for state in states:
-        try:
-            state.code_verifier_encrypted = cipher.rotate(state.code_verifier_encrypted)
-            rotated_states += 1
-        except InvalidToken:
-            pass  # short-lived and useless without its key: it expires on its own
+    outcome = rotate_keys(db.session(), get_cipher())
     db.session.commit()
     click.echo(
-        f"Re-encrypted {outcome.rotated} token(s) and {rotated_states} pending authorization(s)."
+        f"Re-encrypted {outcome.rotated} token(s) and {outcome.rotated_states} pending "
+        "authorization(s)."
     )
     if outcome.unreadable:
         click.echo(
@@ -192,12 +184,12 @@ def status_command(user_id: str | None) -> None:
 def sync_command(user_id: str, provider: Provider) -> None:
     """Sync one connection now and print the SyncResult."""
     try:
-        result = sync_provider(db.session(), user_id, provider, current_app.config, get_cipher())
+        result = sync_provider(db.session(), user_id, provider, get_settings(), get_cipher())
     except NotConnected as exc:
         raise click.ClickException(str(exc)) from exc
     except SyncAlreadyRunning as exc:
         raise click.ClickException("A sync of this connection is already running.") from exc
-    click.echo(json.dumps(dataclasses.asdict(result), indent=2))
+    click.echo(json.dumps(SyncResultSchema().dump(result), indent=2))
     if not result.success:
         raise SystemExit(1)
 
@@ -241,13 +233,13 @@ def sync_stale_command(older_than: timedelta | None) -> None:
 def disconnect_command(user_id: str, provider: Provider) -> None:
     """Disconnect a user's provider: revoke where possible, forget tokens and sync state."""
     removed = connections.disconnect(
-        db.session(), get_cipher(), user_id=user_id, provider=provider, config=current_app.config
+        db.session(), get_cipher(), user_id=user_id, provider=provider, settings=get_settings()
     )
     db.session.commit()
     click.echo(
-        f"Disconnected {provider.label} for {user_id}."
+        f"Disconnected {label(provider)} for {user_id}."
         if removed
-        else f"{user_id} had no {provider.label} connection."
+        else f"{user_id} had no {label(provider)} connection."
     )
 
 
@@ -260,7 +252,7 @@ def scheduler_command() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     scheduler.start()
-    click.echo(f"Scheduler running: a round every {app.config['SYNC_INTERVAL']} s.")
+    click.echo(f"Scheduler running: a round every {scheduler.interval} s.")
     stop.wait()
     click.echo("Stopping: running syncs finish first.")
     scheduler.shutdown()
@@ -268,5 +260,5 @@ def scheduler_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Register the command groups."""
-    for group in (auth_cli, tokens_cli, calendar_cli, sandbox_cli):
+    for group in (auth_cli, tokens_cli, calendar_cli):
         app.cli.add_command(group)

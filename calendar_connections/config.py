@@ -10,14 +10,14 @@ import json
 import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 from cryptography.fernet import Fernet
-from flask import Flask
+from flask import Flask, current_app
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,95 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SYNC_LEASE_TTL", 120, "seconds a sync lease lasts without renewal", int),
     Setting("SYNC_RETRY_ATTEMPTS", 5, "retries of a provider call on 429/5xx", int),
     Setting("SYNC_RETRY_BACKOFF", 0.5, "backoff factor (seconds) between retries", float),
+    Setting("SYNC_RETRY_BACKOFF_MAX", 30.0, "longest wait between two retries, seconds", float),
     Setting("SYNC_RETRY_AFTER_MAX", 60, "longest Retry-After the service waits, seconds", int),
     Setting("OUTLOOK_PAGE_SIZE", 200, "`Prefer: odata.maxpagesize` for Graph delta pages", int),
     Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "largest request body in bytes (413 beyond)", int),
     Setting("JWT_LEEWAY", 30, "seconds of clock skew allowed on `exp`, `iat` and `nbf`", int),
     Setting("CORS_ORIGINS", (), "comma-separated origins whose browsers may call the API", list),
 )
+
+# Where the sandbox (`flask sandbox run`) serves each provider URL, below its base URL.
+SANDBOX_PATHS = {
+    "GOOGLE_AUTHORIZE_URL": "/google/o/oauth2/v2/auth",
+    "GOOGLE_TOKEN_URL": "/google/token",
+    "GOOGLE_REVOKE_URL": "/google/revoke",
+    "GOOGLE_API_BASE_URL": "/google/calendar/v3",
+    "OUTLOOK_AUTHORITY_URL": "/microsoft",
+    "OUTLOOK_GRAPH_BASE_URL": "/graph/v1.0",
+}
+SETTINGS_KEY = "calendar_connections.settings"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The table above, read once and typed: one attribute per variable, lower-cased."""
+
+    app_env: str
+    database_url: str
+    jwt_secret_key: str | None = field(repr=False)
+    jwt_public_key: str | None
+    jwt_algorithm: str
+    jwt_decode_audience: str | None
+    jwt_decode_issuer: str | None
+    token_encryption_keys: str = field(repr=False)  # made in development when unset
+    google_client_id: str | None
+    google_client_secret: str | None = field(repr=False)
+    google_redirect_uri: str
+    google_authorize_url: str
+    google_token_url: str
+    google_revoke_url: str | None
+    google_api_base_url: str
+    outlook_client_id: str | None
+    outlook_client_secret: str | None = field(repr=False)
+    outlook_redirect_uri: str
+    outlook_tenant: str
+    outlook_authority_url: str
+    outlook_graph_base_url: str
+    oauth_state_ttl: int
+    http_timeout: int
+    log_level: str
+    scheduler_enabled: bool
+    sync_interval: int
+    sync_concurrency: int
+    sync_batch_size: int
+    provider_sandbox_url: str | None
+    sync_stale_after: int
+    sync_window_past: int
+    sync_window_future: int
+    sync_window_shift: int
+    sync_lease_ttl: int
+    sync_retry_attempts: int
+    sync_retry_backoff: float
+    sync_retry_backoff_max: float
+    sync_retry_after_max: int
+    outlook_page_size: int
+    max_content_length: int
+    jwt_leeway: int
+    cors_origins: tuple[str, ...]
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Settings:
+        """The settings of a loaded app configuration (see ``load_config``)."""
+        return cls(**{setting.name.lower(): _typed(setting, config) for setting in SETTINGS})
+
+
+def _typed(setting: Setting, config: dict[str, Any]) -> Any:
+    value = config.get(setting.name)
+    if value is None:
+        return None
+    if setting.kind is list:
+        return _parse(setting, value) if isinstance(value, str) else tuple(value)
+    if setting.kind is bool and isinstance(value, str):
+        return _parse(setting, value)
+    return setting.kind(value)
+
+
+def get_settings(app: Flask | None = None) -> Settings:
+    """The settings of ``app`` (the current app by default)."""
+    settings: Settings = (app or current_app).extensions[SETTINGS_KEY]
+    return settings
+
 
 JWT_ALGORITHMS = ("HS256", "RS256")
 # Every URL the service sends a client secret, a code or a user's token to.
@@ -163,6 +246,7 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     _configure_openapi(app)
     check_secrets(app)
     check_production(app)
+    app.extensions[SETTINGS_KEY] = Settings.from_config(app.config)
 
 
 def preflight() -> None:
@@ -178,12 +262,10 @@ def _point_at_sandbox(app: Flask, given: set[str]) -> None:
     base = app.config.get("PROVIDER_SANDBOX_URL")
     if not base:
         return
-    from .sandbox.cli import service_settings
-
     explicit = given | {name for name in os.environ if os.environ[name]}
-    for name, value in service_settings(str(base).rstrip("/")).items():
+    for name, path in SANDBOX_PATHS.items():
         if name not in explicit:
-            app.config[name] = value
+            app.config[name] = str(base).rstrip("/") + path
     for provider in ("GOOGLE", "OUTLOOK"):
         for part, default in (("CLIENT_ID", "sandbox-client"), ("CLIENT_SECRET", "sandbox-secret")):
             app.config[f"{provider}_{part}"] = app.config.get(f"{provider}_{part}") or default

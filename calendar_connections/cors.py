@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
+from .config import get_settings
+
 # What a browser may send and read: the Bearer token and JSON bodies in, our headers out.
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"]
 EXPOSED_HEADERS = ["Location", "Retry-After", "X-Pagination", "X-Request-ID"]
@@ -13,7 +15,7 @@ PREFLIGHT_MAX_AGE = 600
 
 def init_app(app: Flask) -> None:
     """Answer preflights and add CORS headers for ``CORS_ORIGINS`` only; none by default."""
-    origins = list(app.config.get("CORS_ORIGINS") or ())
+    origins = list(get_settings(app).cors_origins)
     if not origins:
         return
     CORS(

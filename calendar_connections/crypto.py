@@ -5,6 +5,8 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask, current_app
 
+from .config import get_settings
+
 EXTENSION_KEY = "calendar_connections.token_cipher"
 
 
@@ -32,7 +34,7 @@ class TokenCipher:
 
 def init_app(app: Flask) -> None:
     """Build the app's cipher from ``TOKEN_ENCRYPTION_KEYS``."""
-    app.extensions[EXTENSION_KEY] = TokenCipher(app.config["TOKEN_ENCRYPTION_KEYS"])
+    app.extensions[EXTENSION_KEY] = TokenCipher(get_settings(app).token_encryption_keys)
 
 
 def get_cipher() -> TokenCipher:

@@ -8,6 +8,8 @@ import uuid
 
 from flask import Flask, Response, g, has_request_context, request
 
+from .config import get_settings
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -30,7 +32,7 @@ def init_app(app: Flask) -> None:
             logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
         )
         root.addHandler(handler)
-    root.setLevel(str(app.config.get("LOG_LEVEL", "INFO")).upper())
+    root.setLevel(get_settings(app).log_level.upper())
 
     @app.before_request
     def assign_request_id() -> None:

@@ -17,11 +17,12 @@ from datetime import timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 
+from .config import get_settings
 from .crypto import get_cipher
 from .extensions import db
 from .models import CalendarConnection, utcnow
 from .sync import lease
-from .sync.engine import SyncAlreadyRunning, SyncResult, SyncSettings
+from .sync.engine import SyncAlreadyRunning, SyncResult, lease_ttl
 from .sync.service import run_sync, stale_after
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def sync_connection_by_id(
                 if owner is not None:
                     lease.release(session, connection_id, owner)
                 return None
-            return run_sync(session, connection, app.config, get_cipher(), lease_owner=owner)
+            return run_sync(session, connection, get_settings(app), get_cipher(), lease_owner=owner)
         except SyncAlreadyRunning:
             return None
         finally:
@@ -70,17 +71,17 @@ def run_round(
     on_claimed: Callable[[int], None] | None = None,
 ) -> RoundResult:
     """Claim stale connections (oldest first) and sync them, a bounded number at a time."""
-    concurrency = max(1, int(app.config.get("SYNC_CONCURRENCY", 4)))
-    settings = SyncSettings.from_config(app.config)
+    settings = get_settings(app)
+    concurrency = max(1, settings.sync_concurrency)
     owner = lease.new_owner()
     with app.app_context():
-        cutoff = utcnow() - (older_than if older_than is not None else stale_after(app.config))
+        cutoff = utcnow() - (older_than if older_than is not None else stale_after(settings))
         claimed = lease.claim_stale(
             db.session(),
             owner=owner,
-            ttl=settings.lease_ttl,
+            ttl=lease_ttl(settings),
             stale_before=cutoff,
-            limit=limit or int(app.config.get("SYNC_BATCH_SIZE", 100)),
+            limit=limit or settings.sync_batch_size,
         )
         db.session.remove()
     if on_claimed is not None:
@@ -106,7 +107,7 @@ class SyncScheduler:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.interval = int(app.config.get("SYNC_INTERVAL", 60))
+        self.interval = get_settings(app).sync_interval
         self._scheduler: BackgroundScheduler | None = None
         self._lock = threading.Lock()
 
@@ -152,7 +153,7 @@ class SyncScheduler:
 
 def init_app(app: Flask) -> None:
     """Create the app's scheduler (started by the server, see gunicorn.conf.py)."""
-    if app.config.get("SCHEDULER_ENABLED"):
+    if get_settings(app).scheduler_enabled:
         app.extensions[EXTENSION_KEY] = SyncScheduler(app)
 
 

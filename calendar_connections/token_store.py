@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,31 +66,3 @@ def load_token(connection: CalendarConnection, cipher: TokenCipher) -> dict[str,
     if stored.scopes:
         token["scope"] = stored.scopes
     return token
-
-
-@dataclass
-class KeyRotation:
-    """What a key rotation did: tokens rewritten, and those no configured key can read."""
-
-    rotated: int = 0
-    unreadable: list[OAuthToken] = field(default_factory=list)
-
-
-def rotate_token_keys(tokens: list[OAuthToken], cipher: TokenCipher) -> KeyRotation:
-    """Re-encrypt ``tokens`` under the first key.
-
-    A token no configured key decrypts is left as it is and reported: one retired key must
-    not stop the rotation of every other token (its connection has to be reconnected).
-    """
-    outcome = KeyRotation()
-    for stored in tokens:
-        try:
-            access = cipher.rotate(stored.access_token_encrypted)
-            refresh = stored.refresh_token_encrypted
-            refresh = cipher.rotate(refresh) if refresh else refresh
-        except InvalidToken:
-            outcome.unreadable.append(stored)
-            continue
-        stored.access_token_encrypted, stored.refresh_token_encrypted = access, refresh
-        outcome.rotated += 1
-    return outcome

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection
 
-from . import payloads as p
-from .test_auth_and_errors import assert_problem
-from .test_connect import BASE, GOOGLE, OUTLOOK, authorize, connect
-from .test_sync_outlook import DELTA
+from .support import payloads as p
+from .support.connections import BASE, GOOGLE, OUTLOOK, authorize, connect
+from .support.outlook import DELTA
+from .support.problems import assert_problem
 
 ORIGIN = "https://crm.example.test"
 EVENTS = "/api/v1/crm/calendar/events"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import jwt as pyjwt
 import pytest
@@ -14,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from .conftest import JWT_SECRET
-from .test_connect import BASE
+from .support.connections import BASE
+from .support.problems import assert_problem, encode
 
 ENDPOINTS = [
     ("GET", f"{BASE}/google/authorize"),
@@ -32,24 +31,6 @@ ENDPOINTS = [
     ("PATCH", "/api/v1/crm/calendar/events/1"),
     ("DELETE", "/api/v1/crm/calendar/events/1"),
 ]
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "time"}
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.json
-    assert PROBLEM_FIELDS <= set(body)
-    assert body["status"] == status
-    assert body["instance"] == response.request.path
-    assert datetime.fromisoformat(body["time"]).tzinfo is not None
-    return body
-
-
-def encode(claims: dict[str, Any], key: str = JWT_SECRET, algorithm: str = "HS256") -> str:
-    """A signed token; it expires in five minutes unless ``claims`` say otherwise."""
-    return pyjwt.encode({"exp": int(time.time()) + 300, **claims}, key, algorithm=algorithm)
-
 
 BAD_TOKENS: dict[str, Callable[[], dict[str, str]]] = {
     "missing": lambda: {},

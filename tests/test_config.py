@@ -15,7 +15,7 @@ from flask import Flask
 from calendar_connections import create_app
 from calendar_connections.config import ConfigurationError
 
-from .conftest import JWT_SECRET
+from .support.app import JWT_SECRET
 
 GOOD_KEY = Fernet.generate_key().decode()
 

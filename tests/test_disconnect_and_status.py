@@ -15,11 +15,9 @@ from sqlalchemy import func, select
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken
 
-from . import payloads as p
-from .sandboxed import SANDBOX, sandbox, sandbox_connect, sandbox_insert_google, sandboxed_app
-from .test_connect import BASE, GOOGLE, OUTLOOK, Case, connect
-
-__all__ = ["sandbox", "sandboxed_app"]
+from .support import payloads as p
+from .support.connections import BASE, GOOGLE, OUTLOOK, Case, connect
+from .support.sandbox import SANDBOX, sandbox_connect, sandbox_insert_google
 
 
 def statuses(client: FlaskClient, headers: dict[str, str]) -> list[dict[str, object]]:

@@ -17,9 +17,9 @@ from calendar_connections.models.event import (
     TITLE_MAX_LENGTH,
 )
 
-from .conftest import JWT_SECRET
-from .test_auth_and_errors import assert_problem, encode
-from .test_events_api import BASE, T1, T2, row_count, timed
+from .support.app import JWT_SECRET
+from .support.events import BASE, T1, T2, row_count, timed
+from .support.problems import assert_problem, encode
 
 STATUS = "/api/v1/crm/calendar/connections/status"
 

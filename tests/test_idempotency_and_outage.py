@@ -19,8 +19,8 @@ from sqlalchemy import update
 from calendar_connections.extensions import db
 from calendar_connections.models import IdempotencyKey, utcnow
 
-from .test_auth_and_errors import assert_problem
-from .test_events_api import BASE, T1, T2, row_count, timed
+from .support.events import BASE, T1, T2, row_count, timed
+from .support.problems import assert_problem
 
 ON_POSTGRES = (os.environ.get("DATABASE_URL") or "").startswith("postgresql")
 

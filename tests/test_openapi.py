@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,3 +191,68 @@ def test_request_examples_are_accepted(
     change = patch["application/json"]["example"]
     response = client.patch(f"/api/v1/crm/calendar/events/{created[0]}", json=change, headers=auth)
     assert response.status_code == 200, response.json
+
+
+AREAS = {
+    "google": {
+        "/crm/calendar/connections/google/authorize",
+        "/crm/calendar/connections/google/callback",
+    },
+    "outlook": {
+        "/crm/calendar/connections/outlook/authorize",
+        "/crm/calendar/connections/outlook/callback",
+    },
+    "status": {
+        "/crm/calendar/connections/status",
+        "/crm/calendar/connections/{provider}/disconnect",
+        "/crm/calendar/connections/{provider}/sync",
+        "/crm/calendar/connections/sync-if-stale",
+    },
+    "events": {"/crm/calendar/events", "/crm/calendar/events/{id}"},
+}
+
+
+def test_each_blueprint_is_one_tag_of_its_own_paths(spec: dict[str, Any]) -> None:
+    """Google, Outlook, status and events, as the design card names them."""
+    assert [tag["name"] for tag in spec["tags"]] == list(AREAS)
+    assert all(tag["description"] for tag in spec["tags"])
+    tagged: dict[str, set[str]] = {}
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":  # the path's, shared by its operations
+                continue
+            (tag,) = operation["tags"]
+            tagged.setdefault(tag, set()).add(path)
+    assert tagged == AREAS
+
+
+OUTLINE = Path(__file__).parent / "support" / "openapi_outline.json"
+
+
+def outline(spec: dict[str, Any]) -> dict[str, Any]:
+    """Each operation's id, statuses and parameters, and each schema's property names."""
+    operations = {}
+    for path, item in spec["paths"].items():
+        shared = item.get("parameters", [])
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            operations[f"{method.upper()} {path}"] = {
+                "operationId": operation.get("operationId"),
+                "statuses": sorted(operation["responses"]),
+                "parameters": sorted(p["name"] for p in operation.get("parameters", []) + shared),
+            }
+    schemas = {
+        name: sorted(schema.get("properties", {}))
+        for name, schema in spec["components"]["schemas"].items()
+    }
+    return {
+        "operations": dict(sorted(operations.items())),
+        "schemas": dict(sorted(schemas.items())),
+    }
+
+
+def test_the_document_keeps_its_outline(spec: dict[str, Any]) -> None:
+    """Operations, their statuses and parameters, and the schemas' fields, as documented
+    before the API moved into one blueprint per area (tests/support/openapi_outline.json)."""
+    assert outline(spec) == json.loads(OUTLINE.read_text())

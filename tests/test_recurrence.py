@@ -10,19 +10,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calendar_connections.sync import recurrence
-from calendar_connections.sync.recurrence import (
+from calendar_connections.ical import recurrence
+from calendar_connections.ical.recurrence import (
     MAX_OCCURRENCES,
-    RecurrenceError,
-    canonical_rrule,
     exdates,
-    graph_to_rrule,
     occurrences,
-    rrule_to_graph,
     split_recurrence,
     validate_recurrence,
     with_exdate,
 )
+from calendar_connections.ical.rrule import RecurrenceError, canonical_rrule
+from calendar_connections.providers.outlook.recurrence import graph_to_rrule, rrule_to_graph
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -5,8 +5,7 @@ rest as it was, and no Google write asks Google to mail the guests (``sendUpdate
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -15,57 +14,33 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection
 from calendar_connections.providers.types import EventFields, EventPayload
 from calendar_connections.sync.engine import provider_client
 
-from .sandbox_fixtures import (
+from .support.attendees import GUESTS, MEET, OUTLOOK_GUESTS, REMINDERS
+from .support.sandbox import (
     EVENTS,
     GOOGLE,
     OUTLOOK,
     Sandbox,
     Side,
-    Timing,
     connect,
     crm_items,
     sandbox_config,
+    soon,
     sync,
 )
 
 GOOGLE_API = "/google/calendar/v3/"
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
-GUESTS = [
-    {"email": "ana@example.test", "responseStatus": "accepted"},
-    {"email": "bo@example.test", "responseStatus": "needsAction", "optional": True},
-]
-REMINDERS = {"useDefault": False, "overrides": [{"method": "email", "minutes": 30}]}
-MEET = {
-    "conferenceId": "abc-defg-hij",
-    "conferenceSolution": {"key": {"type": "hangoutsMeet"}, "name": "Google Meet"},
-    "entryPoints": [{"entryPointType": "video", "uri": "https://meet.google.com/abc-defg-hij"}],
-}
-OUTLOOK_GUESTS = [
-    {"type": "required", "emailAddress": {"name": "Ana", "address": "ana@example.test"}},
-    {"type": "optional", "emailAddress": {"name": "Bo", "address": "bo@example.test"}},
-]
 NOT_OURS = {"attendees", "reminders", "conferenceData", "onlineMeeting", "isOnlineMeeting"}
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config())
-
-
-@pytest.fixture
-def sandbox(http: responses.RequestsMock) -> Sandbox:
-    return Sandbox.mount(http)
-
-
-def soon(hours: int) -> Timing:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
-    return Timing(start, start + timedelta(hours=1))
+pytestmark = pytest.mark.app_config(**sandbox_config())
 
 
 def google_writes(sandbox: Sandbox) -> list[dict[str, Any]]:
@@ -139,7 +114,7 @@ def test_google_take_over_of_an_earlier_insert_keeps_guests_and_mails_nobody(
     payload = EventPayload(uid="memo0123456789abcdef", tag="7", fields=fields)
     with app.app_context():
         connection = db.session.execute(select(CalendarConnection)).scalar_one()
-        calendar = provider_client(db.session, connection, app.config, get_cipher())
+        calendar = provider_client(db.session, connection, get_settings(app), get_cipher())
         calendar.insert(payload)
         sandbox.patch(GOOGLE, payload.uid, {"attendees": GUESTS, "reminders": REMINDERS})
         sandbox.call("DELETE", "/requests", status=204)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from .test_safe_writes import GUESTS, MEET, OUTLOOK_GUESTS, REMINDERS
-from .test_sandbox_google import EVENTS, app, bearer, client, timed
-from .test_sandbox_google import connect as google_connect
-from .test_sandbox_microsoft import GRAPH, event
-from .test_sandbox_microsoft import connect as graph_connect
+from .support.attendees import GUESTS, MEET, OUTLOOK_GUESTS, REMINDERS
+from .support.google_sandbox import EVENTS, bearer, timed
+from .support.google_sandbox import connect as google_connect
+from .support.microsoft_sandbox import GRAPH, event
+from .support.microsoft_sandbox import connect as graph_connect
+from .support.sandbox_direct import app, client
 
-__all__ = ["app", "client"]  # the sandbox app's fixtures
+__all__ = ["app", "client"]  # the sandbox as the app: fixtures used as arguments
 
 
 def test_google_patch_keeps_guests_reminders_and_meet(client: FlaskClient) -> None:

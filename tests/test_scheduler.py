@@ -15,9 +15,7 @@ from calendar_connections.models import CalendarConnection, utcnow
 from calendar_connections.scheduler import SyncScheduler, get_scheduler, run_round
 from calendar_connections.sync import lease
 
-from .sandboxed import BASE, sandbox, sandbox_connect, sandboxed_app
-
-__all__ = ["sandbox", "sandboxed_app"]
+from .support.sandbox import CONNECTIONS, sandbox_connect
 
 
 def connect_users(app: Flask, token_for: Callable[[str], dict[str, str]], users: list[str]) -> None:
@@ -143,5 +141,5 @@ def test_status_endpoint_still_lists_after_a_round(
 ) -> None:
     connect_users(sandboxed_app, token_for, ["a"])
     run_round(sandboxed_app)
-    body = sandboxed_app.test_client().get(f"{BASE}/status", headers=token_for("a")).json
+    body = sandboxed_app.test_client().get(f"{CONNECTIONS}/status", headers=token_for("a")).json
     assert body[0]["lastSyncStatus"] == "SUCCESS" and body[0]["lastSyncAt"]

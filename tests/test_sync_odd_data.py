@@ -5,51 +5,28 @@ stores, and an event that cannot be read, stored or written is skipped, named in
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import responses
-from flask import Flask
 from flask.testing import FlaskClient
 
 from calendar_connections.models.event import LOCATION_MAX_LENGTH
 
-from .sandbox_fixtures import (
+from .support.sandbox import (
     CONNECTIONS,
     EVENTS,
     GOOGLE,
     OUTLOOK,
-    SIDES,
     Sandbox,
     Side,
-    Timing,
     connect,
     crm_items,
     sandbox_config,
     sync,
+    timing,
 )
 
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config())
-
-
-@pytest.fixture
-def sandbox(http: responses.RequestsMock) -> Sandbox:
-    return Sandbox.mount(http)
-
-
-@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
-def side(request: pytest.FixtureRequest) -> Side:
-    return request.param  # type: ignore[no-any-return]
-
-
-def timing(days: float) -> Timing:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
-    return Timing(start, start + timedelta(hours=1))
+pytestmark = pytest.mark.app_config(**sandbox_config())
 
 
 def with_text(side: Side, body: dict[str, Any], description: str) -> dict[str, Any]:

@@ -14,15 +14,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from urllib3 import HTTPResponse
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
 from calendar_connections.providers.session import retry_policy
 from calendar_connections.token_store import load_token
 
-from . import payloads as p
-from .test_connect import OUTLOOK, connect
-from .test_sync_outlook import DELTA, SYNC, counts, delta_link, serve, status, sync, with_window
+from .support import payloads as p
+from .support.connections import OUTLOOK, connect
+from .support.outlook import DELTA, SYNC, counts, delta_link, serve, status, sync, with_window
 
 ACCESS_DENIED = p.graph_error(
     "ErrorAccessDenied", "Access is denied. Check credentials and try again."
@@ -154,7 +155,7 @@ def test_throttling_and_server_errors_are_retried(
     # `responses` does not sleep between retries: check that the policy waits Retry-After.
     slept: list[float] = []
     monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
-    retry = retry_policy(app.config).build()
+    retry = retry_policy(get_settings(app)).build()
     retry.sleep(HTTPResponse(status=code, headers=headers))
     assert slept == ([float(headers["Retry-After"])] if headers else [])
 

@@ -15,9 +15,9 @@ from flask.testing import FlaskClient
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarEvent
 
-from . import payloads as p
-from .test_connect import OUTLOOK, connect
-from .test_sync_outlook import (
+from .support import payloads as p
+from .support.connections import OUTLOOK, connect
+from .support.outlook import (
     EVENTS,
     TAG,
     body_of,
@@ -292,3 +292,48 @@ def test_series_gone_during_a_full_resync_is_deleted_once(
     serve(http, None, [single], delta="D2")
     assert counts(sync(client, auth)) == (0, 0, 2, 0)
     assert set(crm_events(client, auth)) == {"AAMkAD-single="}
+
+
+def add_crm_instance(app: Flask, series_id: int, days: int) -> int:
+    """A changed instance of the series made in the CRM: the slot `days` in, at 15:00."""
+    with app.app_context():
+        instance = CalendarEvent(
+            user_id="user-1",
+            title="Weekly sync (changed)",
+            start_at=p.local(days, 15),
+            end_at=p.local(days, 15, 30),
+            time_zone="Europe/Berlin",
+            series_id=series_id,
+            original_start_at=p.local(days, 9),
+        )
+        db.session.add(instance)
+        db.session.commit()
+        return instance.id
+
+
+def test_deleting_a_crm_instance_deletes_its_outlook_occurrence(
+    client: FlaskClient, auth: dict[str, str], http: responses.RequestsMock, app: Flask
+) -> None:
+    """Outlook has no EXDATE: a CRM instance deleted (its slot cancelled) deletes the occurrence
+    Graph lists for that slot, once; the other occurrences stay."""
+    serve(http, None, [occurrence(0), occurrence(7), occurrence(14), occurrence(21)], delta="D1")
+    http.get(event_url(SERIES), json=master())
+    assert counts(sync(client, auth)) == (1, 0, 0, 0)
+    series = crm_events(client, auth)[SERIES]
+    instance = add_crm_instance(app, series["id"], 7)
+
+    assert client.delete(f"{EVENTS}/{instance}", headers=auth).status_code == 204
+    serve(http, "D1", [], delta="D2")
+    patch = http.patch(event_url(SERIES), json=master())
+    deleted = http.delete(event_url("AAMkAD-occ-7="), status=204)
+    assert counts(sync(client, auth)) == (0, 0, 0, 2)
+
+    assert len(patch.calls) == 1 and len(deleted.calls) == 1
+    assert "recurrence" in body_of(patch)
+    events = crm_events(client, auth)
+    assert set(events) == {SERIES}
+    assert events[SERIES]["recurrence"][1:] == [exdate(7)]
+    assert client.get(f"{EVENTS}/{instance}", headers=auth).status_code == 404
+    # The next round finds nothing more to write.
+    serve(http, "D2", [], delta="D3")
+    assert counts(sync(client, auth)) == (0, 0, 0, 0)

@@ -49,12 +49,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent, EventLink
 from calendar_connections.sync.service import run_sync
 
-from .sandbox_fixtures import (
+from .support.sandbox import (
     EVENTS,
     SIDES,
     Sandbox,
@@ -76,10 +77,8 @@ ZONES = ["UTC", "Europe/Berlin", "America/New_York"]
 OTHER = {"crm": "provider", "provider": "crm"}
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    # A lease shorter than a slow push: the heartbeat must carry it (see ``Op("slow")``).
-    return make_app(**sandbox_config(SYNC_LEASE_TTL=2))
+# A lease shorter than a slow push: the heartbeat must carry it (see ``Op("slow")``).
+pytestmark = pytest.mark.app_config(**sandbox_config(SYNC_LEASE_TTL=2))
 
 
 @pytest.fixture
@@ -273,7 +272,9 @@ class Run:
 
         with self.app.app_context():
             connection = db.session.scalars(select(CalendarConnection)).one()
-            result = run_sync(db.session, connection, self.app.config, get_cipher(), on_page=crash)
+            result = run_sync(
+                db.session, connection, get_settings(self.app), get_cipher(), on_page=crash
+            )
         assert not result.success  # nothing settles: the changes wait for the next sync
 
     def sync(self) -> dict[str, Any]:

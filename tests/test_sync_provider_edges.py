@@ -5,33 +5,30 @@ in one round, or a round spread over several pages, is applied exactly once."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import responses
 from flask import Flask
-from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection
 
-from . import payloads as p
-from .sandbox_fixtures import (
+from .support import payloads as p
+from .support.connections import GOOGLE, connect
+from .support.google import Harness, gevent, page
+from .support.sandbox import (
     OUTLOOK,
-    SIDES,
     Sandbox,
     Side,
-    Timing,
     crm_items,
     crm_views,
     sandbox_config,
+    soon,
     sync,
 )
-from .sandbox_fixtures import connect as connect_sandbox
-from .test_connect import GOOGLE, connect
-from .test_sync_google import Harness, gevent, page
+from .support.sandbox import connect as connect_sandbox
 
 
 @pytest.fixture
@@ -40,15 +37,6 @@ def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     waits: list[float] = []
     monkeypatch.setattr("tenacity.nap.time.sleep", waits.append)
     return waits
-
-
-@pytest.fixture
-def g(
-    client: FlaskClient, auth: dict[str, str], http: responses.RequestsMock, app: Flask
-) -> Harness:
-    """Google connected through mocked OAuth, its events API mocked with `responses`."""
-    assert connect(client, auth, http, GOOGLE).status_code == 200
-    return Harness(client, auth, http, app)
 
 
 def rate_limited(reason: str) -> tuple[int, dict[str, object]]:
@@ -122,26 +110,6 @@ def test_other_google_403s_are_not_retried(g: Harness, slept: list[float], reaso
 # --- against the provider sandbox -------------------------------------------------------------
 
 
-@pytest.fixture
-def sandboxed(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config())
-
-
-@pytest.fixture
-def sandbox(http: responses.RequestsMock) -> Sandbox:
-    return Sandbox.mount(http)
-
-
-@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
-def side(request: pytest.FixtureRequest) -> Side:
-    return request.param  # type: ignore[no-any-return]
-
-
-def soon(hours: int) -> Timing:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=hours)
-    return Timing(start, start + timedelta(hours=1))
-
-
 def stored_cursor(app: Flask, side: Side) -> str:
     with app.app_context():
         cursor = db.session.execute(
@@ -164,11 +132,12 @@ EXPIRED_DELTA = {
 }
 
 
+@pytest.mark.app_config(**sandbox_config())
 @pytest.mark.parametrize("status, code", EXPIRED_DELTA.values(), ids=list(EXPIRED_DELTA))
 def test_graph_expired_delta_link_restarts_the_reconciling_full_listing(
-    sandboxed: Flask, auth: dict[str, str], sandbox: Sandbox, status: int, code: str
+    app: Flask, auth: dict[str, str], sandbox: Sandbox, status: int, code: str
 ) -> None:
-    client = sandboxed.test_client()
+    client = app.test_client()
     connect_sandbox(client, auth, OUTLOOK)
     kept = sandbox.create(OUTLOOK, OUTLOOK.body("Kept", soon(30), "k1"))
     dropped = sandbox.create(OUTLOOK, OUTLOOK.body("Dropped", soon(32), "k2"))
@@ -202,14 +171,15 @@ def listing_page(side: Side, items: list[dict[str, Any]], *, more: str | None, l
     return {"value": items, **link}
 
 
+@pytest.mark.app_config(**sandbox_config())
 def test_an_item_listed_twice_across_pages_of_one_round_is_applied_once(
-    sandboxed: Flask, auth: dict[str, str], sandbox: Sandbox, side: Side
+    app: Flask, auth: dict[str, str], sandbox: Sandbox, side: Side
 ) -> None:
     """One incremental round of two pages lists A twice on page 1 and again on page 2."""
-    client = sandboxed.test_client()
+    client = app.test_client()
     connect_sandbox(client, auth, side)
     assert sync(client, auth, side)["eventsCreated"] == 0
-    cursor = stored_cursor(sandboxed, side)
+    cursor = stored_cursor(app, side)
     a = sandbox.create(side, side.body("Alpha", soon(30), "ka"))
     b = sandbox.create(side, side.body("Beta", soon(32), "kb"))
     a, b = sorted(sandbox.items(side), key=lambda item: side.view(item).title)

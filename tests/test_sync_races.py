@@ -17,44 +17,30 @@ import pytest
 import responses
 from flask import Flask, request
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
 from sqlalchemy import select, update
 
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent
-from calendar_connections.providers.google_calendar import GoogleCalendarClient
-from calendar_connections.providers.graph_calendar import GraphCalendarClient
+from calendar_connections.providers.google.client import GoogleCalendarClient
+from calendar_connections.providers.outlook.client import GraphCalendarClient
 from calendar_connections.providers.types import EventPayload, RemoteEvent
-from calendar_connections.sandbox import create_sandbox_app
-from calendar_connections.sandbox.testing import mount_sandbox
 
-from .sandbox_fixtures import (
+from .support.mount import mount_sandbox
+from .support.sandbox import (
     CONNECTIONS,
     EVENTS,
     SANDBOX,
-    SIDES,
     Sandbox,
     Side,
-    Timing,
     connect,
     crm_items,
     sandbox_config,
     sync,
+    timing,
 )
 
-
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config())
-
-
-@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
-def side(request: pytest.FixtureRequest) -> Side:
-    return request.param  # type: ignore[no-any-return]
-
-
-def timing(days: float, hours: int = 1) -> Timing:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
-    return Timing(start, start + timedelta(hours=hours))
+pytestmark = pytest.mark.app_config(**sandbox_config())
 
 
 def is_insert(method: str, path: str) -> bool:

@@ -9,32 +9,32 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import responses
 from flask import Flask, request
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
 from sqlalchemy import select, update
 
+from calendar_connections.config import get_settings
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, utcnow
-from calendar_connections.providers import google_calendar
-from calendar_connections.providers.google_calendar import GoogleCalendarClient
-from calendar_connections.providers.graph_calendar import GraphCalendarClient
+from calendar_connections.providers.google import client as google_client
+from calendar_connections.providers.google.client import GoogleCalendarClient
+from calendar_connections.providers.outlook.client import GraphCalendarClient
 from calendar_connections.providers.types import EventPayload, RemoteEvent
-from calendar_connections.sandbox import create_sandbox_app
-from calendar_connections.sandbox.testing import mount_sandbox
 from calendar_connections.sync.engine import SyncResult
 from calendar_connections.sync.service import run_sync
 
-from .sandbox_fixtures import (
+from .support.mount import mount_sandbox
+from .support.sandbox import (
     CONNECTIONS,
     EVENTS,
     SANDBOX,
-    SIDES,
     Sandbox,
     Side,
     Timing,
@@ -43,31 +43,25 @@ from .sandbox_fixtures import (
     crm_views,
     sandbox_config,
     sync,
+    timing,
 )
 
 PAGE = 3  # events per listing page, at both providers
 UNEXPECTED = "The sync failed unexpectedly; it will be retried."
 
 
-@pytest.fixture
-def app(make_app: Callable[..., Flask]) -> Flask:
-    return make_app(**sandbox_config(OUTLOOK_PAGE_SIZE=PAGE))
+pytestmark = pytest.mark.app_config(**sandbox_config(OUTLOOK_PAGE_SIZE=PAGE))
 
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Google's client asks for pages of PAGE events (Outlook's comes from the app config)."""
-    monkeypatch.setattr(google_calendar, "MAX_PAGE_SIZE", PAGE)
+    monkeypatch.setattr(google_client, "MAX_PAGE_SIZE", PAGE)
 
 
 @pytest.fixture
 def sandbox(http: responses.RequestsMock, small_pages: None) -> Sandbox:
     return Sandbox.mount(http)
-
-
-@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
-def side(request: pytest.FixtureRequest) -> Side:
-    return request.param  # type: ignore[no-any-return]
 
 
 class Killed(Exception):
@@ -82,11 +76,6 @@ def kill_on_page(page: int) -> Callable[[int], None]:
             raise Killed(f"killed after page {number}")
 
     return hook
-
-
-def timing(days: float, hours: int = 1) -> Timing:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=days)
-    return Timing(start, start + timedelta(hours=hours))
 
 
 def connection_of(app: Flask, user_id: str, side: Side) -> CalendarConnection:
@@ -110,7 +99,7 @@ def killed_sync(app: Flask, user_id: str, side: Side, page: int) -> SyncResult:
             )
         ).one()
         return run_sync(
-            db.session, connection, app.config, get_cipher(), on_page=kill_on_page(page)
+            db.session, connection, get_settings(app), get_cipher(), on_page=kill_on_page(page)
         )
 
 
@@ -165,7 +154,7 @@ def test_sync_killed_between_pages_converges_like_an_uninterrupted_one(
 
     killed = killed_sync(app, "user-1", side, page=1)
 
-    assert (killed.success, killed.error, killed.eventsCreated) == (False, UNEXPECTED, 6)
+    assert (killed.success, killed.error, killed.events_created) == (False, UNEXPECTED, 6)
     assert listings(sandbox) == 2  # the third page was never read
     assert len(crm_items(client, mine)) == 6  # each page committed with its changes
     row = connection_of(app, "user-1", side)
@@ -219,7 +208,7 @@ def test_incremental_sync_killed_keeps_its_cursor_and_converges(
 
     assert (killed.success, killed.error) == (False, UNEXPECTED)
     assert listings(sandbox) == 1
-    applied = killed.eventsCreated + killed.eventsUpdated + killed.eventsDeleted
+    applied = killed.events_created + killed.events_updated + killed.events_deleted
     assert applied == PAGE
     assert connection_of(app, "user-1", side).sync_cursor == cursor
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tzlocal.windows_tz import win_tz
 
-from calendar_connections.sync.timezones import is_valid_zone, to_iana, to_windows
+from calendar_connections.ical.timezones import is_valid_zone, to_iana, to_windows
 
 
 @pytest.mark.parametrize(

@@ -17,10 +17,8 @@ from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken
 from calendar_connections.token_store import load_token
 
-from .conftest import ENCRYPTION_KEY
-from .test_connect import BASE, GOOGLE, OUTLOOK, Case, authorize, case, connect
-
-__all__ = ["case"]  # the GOOGLE/OUTLOOK fixture
+from .support.app import ENCRYPTION_KEY
+from .support.connections import BASE, GOOGLE, OUTLOOK, Case, authorize, connect
 
 
 def status_of(client: FlaskClient, auth: dict[str, str], case: Case) -> dict[str, object]:

@@ -18,8 +18,8 @@ from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken
 from calendar_connections.token_store import load_token
 
-from .conftest import ENCRYPTION_KEY
-from .test_connect import BASE, GOOGLE, OUTLOOK, connect
+from .support.app import ENCRYPTION_KEY
+from .support.connections import BASE, GOOGLE, OUTLOOK, connect
 
 SECRETS = ["ya29.access-1", "1//refresh-1", "eyJ0eXAi.access-1", "M.R3_BAY.refresh-1"]
 

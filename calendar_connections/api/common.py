@@ -13,11 +13,13 @@ from werkzeug.routing import BaseConverter
 
 from ..errors import Problem
 from ..models import Provider
-from ..schemas import PROVIDER_VALUES
+from ..schemas.connections import PROVIDER_VALUES
 from .bodies import JsonBodyParser
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Where the connection blueprints (Google, Outlook, status) serve their views.
+CONNECTIONS_PREFIX = "/api/v1/crm/calendar/connections"
 # The last page a list serves: beyond it an offset means nothing and only costs the database.
 MAX_PAGE = 1_000_000
 # Every operation may meet a database that does not answer (503, with Retry-After).

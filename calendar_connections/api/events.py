@@ -8,10 +8,17 @@ from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from sqlalchemy.exc import IntegrityError
 
-from .. import events
 from ..auth import current_user_id
-from ..errors import problem_response
-from ..event_schemas import (
+from ..extensions import db
+from ..idempotency import (
+    StoredAnswer,
+    find_answer,
+    remember_answer,
+    request_fingerprint,
+)
+from ..operations import events
+from ..operations.events import EventView
+from ..schemas.events import (
     ALL_DAY_EXAMPLE,
     EVENT_EXAMPLE,
     EVENT_PATCH_EXAMPLE,
@@ -19,14 +26,6 @@ from ..event_schemas import (
     EventSchema,
     EventWindowSchema,
     IdempotencyHeaderSchema,
-)
-from ..extensions import db
-from ..idempotency import (
-    IdempotencyKeyReused,
-    StoredAnswer,
-    find_answer,
-    remember_answer,
-    request_fingerprint,
 )
 from .bodies import decode_json_body
 from .common import ApiBlueprint, authenticated
@@ -40,27 +39,6 @@ blp = ApiBlueprint(
 
 # Event ids are 32-bit on PostgreSQL: a larger id is a 404, not a database error.
 EVENT_PATH = "/<int(max=2147483647):id>"
-
-
-@blp.errorhandler(events.EventNotFound)
-def _not_found(error: events.EventNotFound) -> Response:
-    return problem_response(404, str(error))
-
-
-@blp.errorhandler(events.InvalidEvent)
-def _invalid(error: events.InvalidEvent) -> Response:
-    # The same body as a 422 from request validation: a sentence and a per-field map.
-    return problem_response(
-        422,
-        f"Invalid request. {error.field}: {error.message}",
-        kind="validation",
-        extra={"errors": {error.field: [error.message]}},
-    )
-
-
-@blp.errorhandler(IdempotencyKeyReused)
-def _key_reused(error: IdempotencyKeyReused) -> Response:
-    return problem_response(422, str(error), kind="idempotency-key-reused")
 
 
 def _answer_response(answer: StoredAnswer, *, replayed: bool = False) -> Response:
@@ -119,7 +97,7 @@ class Events(MethodView):
     @blp.arguments(EventWindowSchema, location="query")
     @blp.response(200, EventSchema(many=True))
     @blp.paginate(page_size=50, max_page_size=100)
-    def get(self, window: dict[str, Any], pagination_parameters: Any) -> list[dict[str, Any]]:
+    def get(self, window: dict[str, Any], pagination_parameters: Any) -> list[EventView]:
         """List events overlapping [from, to), ordered by start"""
         page = events.list_events(
             db.session(),
@@ -163,7 +141,7 @@ class EventById(MethodView):
     @authenticated(blp, 404)
     @blp.doc(operationId="getEvent")
     @blp.response(200, EventSchema)
-    def get(self, id: int) -> dict[str, Any]:
+    def get(self, id: int) -> EventView:
         """Get an event"""
         event = events.get_event(db.session(), current_user_id(), id)
         return events.describe(db.session(), [event])[0]
@@ -172,11 +150,11 @@ class EventById(MethodView):
     @blp.doc(operationId="updateEvent")
     @blp.arguments(EventPatchSchema, example=EVENT_PATCH_EXAMPLE)
     @blp.response(200, EventSchema)
-    def patch(self, changes: dict[str, Any], id: int) -> dict[str, Any]:
+    def patch(self, changes: dict[str, Any], id: int) -> EventView:
         """Change some fields of an event"""
         event = events.update_event(db.session(), current_user_id(), id, changes)
         # Described before the commit: once committed, nothing can fail.
-        described = events.describe(db.session(), [event])[0]
+        (described,) = events.describe(db.session(), [event])
         db.session.commit()
         return described
 

@@ -58,11 +58,6 @@ class Provider(StrEnum):
         except ValueError:
             return None
 
-    @property
-    def label(self) -> str:
-        """Human name of the provider."""
-        return "Google Calendar" if self is Provider.GOOGLE else "Outlook"
-
 
 class SyncStatus(StrEnum):
     """Where a connection's last sync stands."""

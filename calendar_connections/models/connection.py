@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .base import Base, Provider, SyncStatus, UTCDateTime, utcnow
+from .base import Base, SyncStatus, UTCDateTime, utcnow
 from .event import EventLink
 
 
@@ -50,11 +50,6 @@ class CalendarConnection(Base):
         self.sync_cursor = None
         self.window_start = None
         self.window_end = None
-
-    @property
-    def provider_enum(self) -> Provider:
-        """The provider as an enum member."""
-        return Provider(self.provider)
 
     def __repr__(self) -> str:
         return f"<CalendarConnection {self.id} user={self.user_id!r} {self.provider}>"

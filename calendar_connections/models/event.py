@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from ..ical.recurrence import with_exdate
 from .base import Base, UTCDateTime, utcnow
 
 ORIGIN_CRM = "CRM"
@@ -21,6 +24,20 @@ TITLE_MAX_LENGTH = 1024
 LOCATION_MAX_LENGTH = 1024
 DESCRIPTION_MAX_LENGTH = 65536
 TIME_ZONE_MAX_LENGTH = 64
+# The columns a CRM user (through the API) or a provider (through the sync) writes.
+WRITABLE_COLUMNS = (
+    "title",
+    "description",
+    "location",
+    "all_day",
+    "start_at",
+    "end_at",
+    "start_date",
+    "end_date",
+    "time_zone",
+    "recurrence",
+    "status",
+)
 
 
 def storable_text(text: str, limit: int) -> str:
@@ -88,6 +105,37 @@ class CalendarEvent(Base):
         """Record a change: every linked provider not holding this version yet gets it."""
         self.version = (self.version or 0) + 1
         self.updated_at = now or utcnow()
+
+    def writable_fields(self) -> dict[str, Any]:
+        """The writable columns' values, by column name."""
+        return {column: getattr(self, column) for column in WRITABLE_COLUMNS}
+
+    def set_fields(self, fields: Mapping[str, Any]) -> bool:
+        """Set the columns whose value differs; whether any did."""
+        changed = False
+        for column, value in fields.items():
+            if getattr(self, column) != value:
+                setattr(self, column, value)
+                changed = True
+        return changed
+
+    def cancel_occurrence(self, original_start: datetime | date) -> bool:
+        """Cancel one occurrence of this series with an EXDATE line (once); whether the rule
+        changed. A single event, or a deleted series, has nothing to cancel."""
+        if self.deleted_at is not None or not self.recurrence:
+            return False
+        zone = None if self.all_day else self.time_zone
+        lines = with_exdate(list(self.recurrence), original_start, zone)
+        if lines == self.recurrence:
+            return False
+        self.recurrence = lines
+        return True
+
+    def tombstone(self, now: datetime | None = None) -> None:
+        """Mark the event deleted but keep its row (a tombstone), so that the sync sees the
+        delete and carries it out at the providers still linked to it."""
+        self.deleted_at = self.deleted_at or now or utcnow()
+        self.touch(now)
 
     def __repr__(self) -> str:
         return f"<CalendarEvent {self.id} {self.title!r}>"

@@ -7,13 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import urlsplit
 
-import requests
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import ProviderGrantError, ProviderRejected, ProviderUnavailable
+from .errors import ProviderGrantError, ProviderRejected
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -124,15 +123,6 @@ def translate_oauth_error(
         + (f" ({description})" if description else ""),
         reason=str(error.error),
     )
-
-
-def translate_transport_error(error: Exception, provider: str) -> ProviderUnavailable:
-    """Our error for a network failure or a 5xx that outlived the retries."""
-    status = None
-    if isinstance(error, requests.HTTPError) and error.response is not None:
-        status = error.response.status_code
-    what = f"answered HTTP {status}" if status else "could not be reached"
-    return ProviderUnavailable(f"{provider} {what}; try again later.", status=status)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,10 +12,9 @@ from authlib.integrations.requests_client import OAuth2Session
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
-from ..models import Provider
-from .accounts import oauth_config
-from .errors import ProviderError, ProviderGrantError, ProviderRejected, ProviderUnavailable
-from .http import RetryPolicy, oauth_session, translate_oauth_error
+from ..config import Settings
+from .errors import ProviderRejected, ProviderUnavailable
+from .http import OAuthClientConfig, RetryPolicy, oauth_session, translate_oauth_error
 
 TokenSaver = Callable[[dict[str, Any]], None]
 
@@ -23,13 +22,13 @@ TokenSaver = Callable[[dict[str, Any]], None]
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 
-def retry_policy(config: Mapping[str, Any]) -> RetryPolicy:
+def retry_policy(settings: Settings) -> RetryPolicy:
     """The retry policy configured for provider calls."""
     return RetryPolicy(
-        attempts=int(config.get("SYNC_RETRY_ATTEMPTS", 5)),
-        backoff_factor=float(config.get("SYNC_RETRY_BACKOFF", 0.5)),
-        backoff_max=float(config.get("SYNC_RETRY_BACKOFF_MAX", 30)),
-        max_retry_after=float(config.get("SYNC_RETRY_AFTER_MAX", 60)),
+        attempts=settings.sync_retry_attempts,
+        backoff_factor=settings.sync_retry_backoff,
+        backoff_max=settings.sync_retry_backoff_max,
+        max_retry_after=settings.sync_retry_after_max,
     )
 
 
@@ -43,14 +42,14 @@ class ProviderSession:
 
     def __init__(
         self,
-        provider: Provider,
-        config: Mapping[str, Any],
+        label: str,
+        oauth: OAuthClientConfig,
+        settings: Settings,
         token: dict[str, Any],
         save_token: TokenSaver,
     ) -> None:
-        self.provider = provider
-        oauth = oauth_config(provider, config)
-        self._retry = retry_policy(config)
+        self.label = label
+        self._retry = retry_policy(settings)
         oauth = replace(oauth, retry=self._retry)
         self._token_url = oauth.token_url
         self._save_token = save_token
@@ -73,7 +72,7 @@ class ProviderSession:
             response = self._send_throttled(method, url, **kwargs)
             if response.status_code == 401:
                 raise ProviderRejected(
-                    f"{self.provider.label} refused the access token even after a refresh.",
+                    f"{self.label} refused the access token even after a refresh.",
                     status=401,
                 )
         return response
@@ -101,15 +100,14 @@ class ProviderSession:
         try:
             response: requests.Response = self._session.request(method, url, **kwargs)
         except OAuthError as exc:  # raised by the automatic refresh before expiry
-            raise translate_oauth_error(exc, self.provider.label) from exc
+            raise translate_oauth_error(exc, self.label) from exc
         except requests.exceptions.RetryError as exc:
             raise ProviderUnavailable(
-                f"{self.provider.label} kept failing after retries; try again later."
+                f"{self.label} kept failing after retries; try again later."
             ) from exc
         except requests.RequestException as exc:
             raise ProviderUnavailable(
-                f"{self.provider.label} could not be reached ({type(exc).__name__}); "
-                "try again later."
+                f"{self.label} could not be reached ({type(exc).__name__}); try again later."
             ) from exc
         return response
 
@@ -117,10 +115,10 @@ class ProviderSession:
         try:
             self._session.refresh_token(self._token_url)
         except OAuthError as exc:
-            raise translate_oauth_error(exc, self.provider.label) from exc
+            raise translate_oauth_error(exc, self.label) from exc
         except (requests.RequestException, ValueError) as exc:
             raise ProviderUnavailable(
-                f"{self.provider.label}'s token endpoint could not refresh the access token."
+                f"{self.label}'s token endpoint could not refresh the access token."
             ) from exc
 
 
@@ -135,7 +133,7 @@ def is_rate_limited(response: requests.Response) -> bool:
     return response.status_code == 403 and error_reason(response) in RATE_LIMIT_REASONS
 
 
-def raise_for_status(response: requests.Response, provider: Provider, action: str) -> None:
+def raise_for_status(response: requests.Response, label: str, action: str) -> None:
     """Our error for a failed answer: 429/5xx/rate limit that outlived retries, or another 4xx."""
     status = response.status_code
     if status < 400:
@@ -143,11 +141,11 @@ def raise_for_status(response: requests.Response, provider: Provider, action: st
     detail = error_summary(response)
     if status == 429 or status >= 500 or is_rate_limited(response):
         raise ProviderUnavailable(
-            f"{provider.label} answered HTTP {status} to {action} after retries: {detail}",
+            f"{label} answered HTTP {status} to {action} after retries: {detail}",
             status=status,
         )
     raise ProviderRejected(
-        f"{provider.label} refused to {action} (HTTP {status}): {detail}",
+        f"{label} refused to {action} (HTTP {status}): {detail}",
         status=status,
         reason=error_reason(response),
     )
@@ -178,12 +176,3 @@ def error_reason(response: requests.Response) -> str | None:
         return str(errors[0].get("reason") or "") or None
     code = error.get("code")
     return str(code) if isinstance(code, str) else None
-
-
-__all__ = [
-    "ProviderError",
-    "ProviderGrantError",
-    "ProviderSession",
-    "raise_for_status",
-    "retry_policy",
-]

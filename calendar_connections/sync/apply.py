@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
@@ -20,144 +19,19 @@ from ..models import (
     EventLink,
     utcnow,
 )
-from ..models.event import (
-    DESCRIPTION_MAX_LENGTH,
-    LOCATION_MAX_LENGTH,
-    TIME_ZONE_MAX_LENGTH,
-    TITLE_MAX_LENGTH,
-    storable_text,
+from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, RemoteEvent
+from .counts import Counts
+from .fields import (
+    assign_fields,
+    fields_of,
+    mark_synced,
+    merge_exdates,
+    occurrence_key,
+    parse_occurrence_key,
+    storable_fields,
 )
-from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
-from .recurrence import split_recurrence, with_exdate
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Counts:
-    """What a sync changed: in the CRM (created/updated/deleted) and at the provider (pushed)."""
-
-    created: int = 0
-    updated: int = 0
-    deleted: int = 0
-    pushed: int = 0
-    # What could not be stored or written, to be tried again by the next sync.
-    skipped: list[str] = field(default_factory=list)
-
-    def skip(self, what: str, why: str) -> None:
-        """Record an event left out of this sync (logged by the caller)."""
-        self.skipped.append(f"{what}: {why}")
-
-    def skipped_summary(self) -> str | None:
-        """The sync's ``error`` when events were skipped, naming the first few."""
-        if not self.skipped:
-            return None
-        shown = "; ".join(self.skipped[:3])
-        more = f" (and {len(self.skipped) - 3} more)" if len(self.skipped) > 3 else ""
-        return (f"{len(self.skipped)} event(s) skipped, to be retried next sync: {shown}{more}")[
-            :2000
-        ]
-
-    def snapshot(self) -> tuple[int, int, int, int, int]:
-        """The counters, to restore after a rolled-back page."""
-        return (self.created, self.updated, self.deleted, self.pushed, len(self.skipped))
-
-    def restore(self, saved: tuple[int, int, int, int, int]) -> None:
-        """Go back to ``snapshot()``'s counters (skips recorded since stay)."""
-        self.created, self.updated, self.deleted, self.pushed, _ = saved
-
-
-def fields_of(event: CalendarEvent) -> EventFields:
-    """The shared fields of a CRM event."""
-    return EventFields(
-        title=event.title,
-        description=event.description,
-        location=event.location,
-        all_day=event.all_day,
-        start_at=event.start_at,
-        end_at=event.end_at,
-        start_date=event.start_date,
-        end_date=event.end_date,
-        time_zone=event.time_zone,
-        recurrence=list(event.recurrence) if event.recurrence else None,
-        status=event.status,
-    )
-
-
-def field_digests(fields: EventFields) -> dict[str, str]:
-    """A short digest of each field group, to tell later which groups changed."""
-    return {
-        name: hashlib.sha256(repr(value).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        for name, value in fields.groups().items()
-    }
-
-
-def changed_groups(fields: EventFields, synced: dict[str, str] | None) -> frozenset[str] | None:
-    """The field groups that differ from what the provider was last known to hold; None when
-    that is not known (everything is written)."""
-    if synced is None:
-        return None
-    return frozenset(
-        name for name, digest in field_digests(fields).items() if synced.get(name) != digest
-    )
-
-
-def mark_synced(link: EventLink, version: int, fields: EventFields | None) -> None:
-    """The provider holds ``version`` of the event, with ``fields`` (None: not known)."""
-    link.synced_version = version
-    link.synced_fields = field_digests(fields) if fields is not None else None
-
-
-def storable_fields(fields: EventFields) -> EventFields:
-    """A provider's fields cut and cleaned to what the CRM stores (see ``storable_text``)."""
-
-    def text(value: str | None, limit: int) -> str | None:
-        return None if value is None else storable_text(value, limit)
-
-    return replace(
-        fields,
-        title=storable_text(fields.title, TITLE_MAX_LENGTH),
-        description=text(fields.description, DESCRIPTION_MAX_LENGTH),
-        location=text(fields.location, LOCATION_MAX_LENGTH),
-        time_zone=text(fields.time_zone, TIME_ZONE_MAX_LENGTH),
-        recurrence=(
-            [storable_text(line, 2000) for line in fields.recurrence]
-            if fields.recurrence
-            else fields.recurrence
-        ),
-    )
-
-
-def assign_fields(event: CalendarEvent, fields: EventFields) -> None:
-    """Copy ``fields`` onto a CRM event."""
-    event.title = fields.title
-    event.description = fields.description
-    event.location = fields.location
-    event.all_day = fields.all_day
-    event.start_at = fields.start_at if not fields.all_day else None
-    event.end_at = fields.end_at if not fields.all_day else None
-    event.start_date = fields.start_date if fields.all_day else None
-    event.end_date = fields.end_date if fields.all_day else None
-    event.time_zone = fields.time_zone
-    event.recurrence = list(fields.recurrence) if fields.recurrence else None
-    event.status = fields.status
-
-
-def occurrence_key(moment: datetime | date) -> str:
-    """How an occurrence's original start is stored on a link: UTC ISO 8601, or a date."""
-    if isinstance(moment, datetime):
-        return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return moment.isoformat()
-
-
-def _merge_exdates(incoming: list[str] | None, current: list[str] | None) -> list[str] | None:
-    """The provider's rule, keeping the cancelled instances the CRM already knows of."""
-    if not incoming:
-        return None
-    rules, exdates = split_recurrence(incoming)
-    _, known = split_recurrence(current or [])
-    merged = rules + exdates + [line for line in known if line not in exdates]
-    return merged
 
 
 @dataclass
@@ -218,7 +92,7 @@ class Puller:
             self._upsert(remote)
 
     def note_occurrence(self, remote: RemoteEvent) -> bool:
-        """Remember an unchanged occurrence of a known series (Outlook); False if unknown."""
+        """Remember an unchanged occurrence of a known series; False if the series is unknown."""
         series = self.link_for(remote.series_external_id or "")
         if series is None or remote.original_start is None:
             self.deferred.append(remote)
@@ -251,12 +125,7 @@ class Puller:
 
     def add_exdate(self, series: CalendarEvent, original_start: datetime | date) -> None:
         """Record a cancelled instance on its series, once."""
-        if series.deleted_at is not None or not series.recurrence:
-            return
-        zone = series.time_zone if not series.all_day else None
-        lines = with_exdate(list(series.recurrence), original_start, zone)
-        if lines != series.recurrence:
-            series.recurrence = lines
+        if series.cancel_occurrence(original_start):
             self._pulled_change(series, self.link_for_event(series.id), None)
             self.counts.updated += series not in self.created
 
@@ -314,8 +183,7 @@ class Puller:
             self.delete_event(instance)
             self.session.flush()  # before the series' own delete would cascade to it
         if others:
-            event.deleted_at = event.deleted_at or utcnow()
-            event.touch()
+            event.tombstone()
         else:
             self.session.delete(event)
 
@@ -360,7 +228,7 @@ class Puller:
             # Changed at the provider after the CRM deleted it: the later change wins.
             event.deleted_at = None
             incoming = storable_fields(remote.fields)
-            incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
+            incoming.recurrence = merge_exdates(incoming.recurrence, event.recurrence)
             assign_fields(event, incoming)
             self._pulled_change(event, link, remote.updated)
             self.counts.updated += 1
@@ -372,7 +240,7 @@ class Puller:
             link.etag, link.synced_fields = remote.etag, None
             return
         incoming = storable_fields(remote.fields)
-        incoming.recurrence = _merge_exdates(incoming.recurrence, event.recurrence)
+        incoming.recurrence = merge_exdates(incoming.recurrence, event.recurrence)
         if incoming != fields_of(event):
             assign_fields(event, incoming)
             self._pulled_change(event, link, remote.updated)
@@ -501,9 +369,3 @@ def _short_reason(exc: Exception) -> str:
     else:
         text = str(exc)
     return (text.splitlines() or [type(exc).__name__])[0][:200]
-
-
-def parse_occurrence_key(key: str) -> datetime | date:
-    if "T" in key:
-        return datetime.fromisoformat(key)
-    return date.fromisoformat(key)

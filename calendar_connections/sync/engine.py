@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,20 +12,20 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
+from ..config import Settings
 from ..crypto import TokenCipher
-from ..models import CalendarConnection, Provider, SyncStatus, utcnow
-from ..providers.accounts import api_base_url
+from ..models import CalendarConnection, SyncStatus, utcnow
 from ..providers.errors import ProviderError, ProviderGrantError, TokenUnreadable
-from ..providers.google_calendar import GoogleCalendarClient
-from ..providers.graph_calendar import GraphCalendarClient
-from ..providers.session import ProviderSession
+from ..providers.registry import provider_spec
+from ..providers.spec import Capabilities, ClientContext
 from ..providers.types import CalendarClient, SyncCursorExpired
 from ..token_store import load_token, save_token
 from . import lease
-from .apply import Counts, Puller, apply_page
-from .outlook import OutlookSeries
+from .apply import Puller, apply_page
+from .counts import Counts
 from .push import Pusher
 from .reconcile import UnconfirmedLinks, remove_unlisted
+from .series import SeriesMasters
 
 log = logging.getLogger(__name__)
 
@@ -42,37 +42,15 @@ class SyncAlreadyRunning(Exception):
 
 @dataclass
 class SyncResult:
-    """The outcome of one sync, as the API returns it."""
+    """The outcome of one sync (the API shows it through SyncResultSchema)."""
 
     provider: str
     success: bool
     error: str | None = None
-    eventsCreated: int = 0
-    eventsUpdated: int = 0
-    eventsDeleted: int = 0
-    eventsPushed: int = 0
-
-
-@dataclass(frozen=True)
-class SyncSettings:
-    """The sync's configuration, read once from the app config."""
-
-    window_past: timedelta = timedelta(days=30)
-    window_future: timedelta = timedelta(days=365)
-    window_shift: timedelta = timedelta(days=7)
-    lease_ttl: timedelta = timedelta(seconds=120)
-    graph_page_size: int = 200
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> SyncSettings:
-        """Read the ``SYNC_*`` settings (seconds)."""
-        return cls(
-            window_past=timedelta(seconds=int(config.get("SYNC_WINDOW_PAST", 30 * 86400))),
-            window_future=timedelta(seconds=int(config.get("SYNC_WINDOW_FUTURE", 365 * 86400))),
-            window_shift=timedelta(seconds=int(config.get("SYNC_WINDOW_SHIFT", 7 * 86400))),
-            lease_ttl=timedelta(seconds=int(config.get("SYNC_LEASE_TTL", 120))),
-            graph_page_size=int(config.get("OUTLOOK_PAGE_SIZE", 200)),
-        )
+    events_created: int = 0
+    events_updated: int = 0
+    events_deleted: int = 0
+    events_pushed: int = 0
 
 
 ClientFactory = Callable[[Session, CalendarConnection], CalendarClient]
@@ -80,32 +58,27 @@ PageHook = Callable[[int], None]
 
 
 def provider_client(
-    session: Session, connection: CalendarConnection, config: Mapping[str, Any], cipher: TokenCipher
+    session: Session, connection: CalendarConnection, settings: Settings, cipher: TokenCipher
 ) -> CalendarClient:
     """The calendar client of a connection, persisting refreshed tokens as they come."""
-    provider = connection.provider_enum
+    spec = provider_spec(connection.provider)
     token = load_token(connection, cipher)
     if token is None:
-        raise ProviderGrantError(RECONNECT_MESSAGE.format(label=provider.label))
+        raise ProviderGrantError(RECONNECT_MESSAGE.format(label=spec.label))
 
     def persist(new_token: dict[str, Any]) -> None:
         save_token(connection, new_token, cipher)
         session.commit()
 
-    http = ProviderSession(provider, config, token, persist)
-    base = api_base_url(provider, config)
     calendar_id = connection.calendar_id or "primary"
-    if provider is Provider.GOOGLE:
-        return GoogleCalendarClient(http, base, calendar_id)
-    page_size = SyncSettings.from_config(config).graph_page_size
-    return GraphCalendarClient(http, base, calendar_id, page_size=page_size)
+    return spec.client(ClientContext(settings, token, persist, calendar_id))
 
 
 def sync_connection(
     session: Session,
     connection: CalendarConnection,
     client_factory: ClientFactory,
-    settings: SyncSettings,
+    settings: Settings,
     *,
     on_page: PageHook | None = None,
     lease_owner: str | None = None,
@@ -122,13 +95,13 @@ def sync_connection(
     if lease_owner is not None:
         if not lease.holds(session, connection_id, owner):
             raise SyncAlreadyRunning(connection_id)
-    elif not lease.claim(session, connection_id, owner, settings.lease_ttl):
+    elif not lease.claim(session, connection_id, owner, lease_ttl(settings)):
         raise SyncAlreadyRunning(connection_id)
     result = SyncResult(provider=connection.provider, success=False)
     counts = Counts()
     bind = session.get_bind()
     engine = bind if isinstance(bind, Engine) else bind.engine
-    heartbeat = lease.Heartbeat(engine, connection_id, owner, settings.lease_ttl)
+    heartbeat = lease.Heartbeat(engine, connection_id, owner, lease_ttl(settings))
     with heartbeat:
         try:
             session.refresh(connection)
@@ -148,7 +121,7 @@ def sync_connection(
             session.rollback()
             connection.connected = False
             connection.last_sync_status = SyncStatus.FAILED.value
-            label = connection.provider_enum.label
+            label = provider_spec(connection.provider).label
             connection.last_sync_error = (
                 exc.message
                 if isinstance(exc, TokenUnreadable)
@@ -171,10 +144,10 @@ def sync_connection(
         finally:
             _finish(session, connection)
     lease.release(session, connection_id, owner)
-    result.eventsCreated = counts.created
-    result.eventsUpdated = counts.updated
-    result.eventsDeleted = counts.deleted
-    result.eventsPushed = counts.pushed
+    result.events_created = counts.created
+    result.events_updated = counts.updated
+    result.events_deleted = counts.deleted
+    result.events_pushed = counts.pushed
     return result
 
 
@@ -191,33 +164,39 @@ def _run(
     session: Session,
     connection: CalendarConnection,
     client: CalendarClient,
-    settings: SyncSettings,
+    settings: Settings,
     heartbeat: lease.Heartbeat,
     counts: Counts,
     on_page: PageHook | None,
 ) -> None:
     now = utcnow()
     _ensure_window(connection, settings, now)
+    capabilities = provider_spec(connection.provider).capabilities
     try:
-        _pull(session, connection, client, heartbeat, counts, on_page)
+        _pull(session, connection, client, capabilities, heartbeat, counts, on_page)
     except SyncCursorExpired:
         log.info("connection %s: sync cursor expired, full resync", connection.id)
         session.rollback()
         connection.sync_cursor = None
-        _pull(session, connection, client, heartbeat, counts, on_page)
+        _pull(session, connection, client, capabilities, heartbeat, counts, on_page)
     assert connection.window_start is not None
     puller = Puller(session, connection, connection.full_round, counts, guard=heartbeat.check)
-    Pusher(puller, client).push_all(connection.window_start)
+    Pusher(puller, client, capabilities).push_all(connection.window_start)
 
 
-def _ensure_window(connection: CalendarConnection, settings: SyncSettings, now: datetime) -> None:
+def lease_ttl(settings: Settings) -> timedelta:
+    """How long a sync lease lasts without renewal."""
+    return timedelta(seconds=settings.sync_lease_ttl)
+
+
+def _ensure_window(connection: CalendarConnection, settings: Settings, now: datetime) -> None:
     """A new window (and so a full, reconciling listing) first, and when it grows old."""
-    stale = connection.window_start is None or (
-        connection.window_start + settings.window_past + settings.window_shift <= now
-    )
+    past = timedelta(seconds=settings.sync_window_past)
+    shift = timedelta(seconds=settings.sync_window_shift)
+    stale = connection.window_start is None or (connection.window_start + past + shift <= now)
     if stale:
-        connection.window_start = now - settings.window_past
-        connection.window_end = now + settings.window_future
+        connection.window_start = now - past
+        connection.window_end = now + timedelta(seconds=settings.sync_window_future)
         connection.sync_cursor = None
 
 
@@ -225,6 +204,7 @@ def _pull(
     session: Session,
     connection: CalendarConnection,
     client: CalendarClient,
+    capabilities: Capabilities,
     heartbeat: lease.Heartbeat,
     counts: Counts,
     on_page: PageHook | None,
@@ -236,9 +216,10 @@ def _pull(
         connection.full_round += 1
     session.commit()
     puller = Puller(session, connection, connection.full_round, counts, guard=heartbeat.check)
-    series = OutlookSeries(puller, client) if isinstance(client, GraphCalendarClient) else None
-    # A Graph delta reports no removal of an item it never listed (Google lists them all).
-    unlisted = UnconfirmedLinks.load(puller) if series is not None and not full else None
+    series = SeriesMasters(puller, client) if capabilities.lists_occurrences else None
+    # Some incremental listings report no removal of an item they never listed.
+    confirm = not full and not capabilities.reports_unlisted_removals
+    unlisted = UnconfirmedLinks.load(puller) if confirm else None
     cursor: str | None = None
     skipped_before = len(counts.skipped)
     for number, page in enumerate(client.list_changes(connection.sync_cursor, start, end)):

@@ -9,6 +9,8 @@ from sqlalchemy import and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from ..ical.recurrence import exdates
+from ..ical.rrule import RecurrenceError
 from ..models import (
     LINK_EVENT,
     LINK_OCCURRENCE,
@@ -19,6 +21,7 @@ from ..models import (
     utcnow,
 )
 from ..providers.errors import ProviderRejected
+from ..providers.spec import Capabilities
 from ..providers.types import (
     CalendarClient,
     EventFields,
@@ -27,16 +30,9 @@ from ..providers.types import (
     RemoteGone,
     WriteConflict,
 )
-from .apply import (
-    Puller,
-    assign_fields,
-    changed_groups,
-    fields_of,
-    mark_synced,
-    occurrence_key,
-)
+from .apply import Puller
+from .fields import assign_fields, changed_groups, fields_of, mark_synced, occurrence_key
 from .reconcile import UNLISTED
-from .recurrence import RecurrenceError, exdates
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +95,13 @@ class Pusher:
     provider answers: a change made through the API meanwhile stays pending for the next push.
     """
 
-    def __init__(self, puller: Puller, client: CalendarClient) -> None:
+    def __init__(self, puller: Puller, client: CalendarClient, capabilities: Capabilities) -> None:
         self.puller = puller
         self.session = puller.session
         self.connection = puller.connection
         self.client = client
         self.counts = puller.counts
-        self.outlook = self.connection.provider == "OUTLOOK"
+        self.capabilities = capabilities
 
     def push_all(self, window_start: datetime) -> None:
         """Push every pending event; one provider write per change. An event the provider
@@ -145,7 +141,7 @@ class Pusher:
             self._insert(event, payload, version)
         else:
             self._update(event, link, payload, version)
-        if event.recurrence and self.outlook:
+        if event.recurrence and not self.capabilities.supports_exdate:
             self._delete_excluded_occurrences(event)
 
     def _payload(self, event: CalendarEvent) -> EventPayload | None:
@@ -204,10 +200,10 @@ class Pusher:
 
     def _insert(self, event: CalendarEvent, payload: EventPayload, version: int) -> None:
         self._write()
-        if payload.series_external_id and self.outlook:
+        if payload.series_external_id and self.capabilities.moves_instances_by_occurrence:
             occurrence = self._occurrence_link(event.series_id, payload.original_start)
             if occurrence is None:
-                log.info("event %s: no Outlook occurrence to move; skipped", event.id)
+                log.info("event %s: no listed occurrence to move; skipped", event.id)
                 return
             remote = self.client.update(occurrence.external_id, payload, None)
             self._record(event, occurrence, remote, version, payload.fields)
@@ -285,7 +281,7 @@ class Pusher:
         ).scalar_one_or_none()
 
     def _delete_excluded_occurrences(self, event: CalendarEvent) -> None:
-        """Outlook has no EXDATE: delete the occurrences the CRM series excludes."""
+        """Without EXDATE at the provider: delete the occurrences the CRM series excludes."""
         zone = event.time_zone if not event.all_day else None
         for value in exdates(list(event.recurrence or []), zone):
             occurrence = self._occurrence_link(event.id, value)

@@ -1,4 +1,4 @@
-"""After a full listing: what the provider no longer has, and Outlook's cancelled occurrences."""
+"""After a full listing: what the provider no longer has, and occurrences it cancelled."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from ..ical.recurrence import occurrences
+from ..ical.rrule import RecurrenceError
 from ..models import LINK_EVENT, LINK_OCCURRENCE, CalendarEvent, EventLink
 from ..providers.types import CalendarClient, RemoteGone
-from .apply import Puller, occurrence_key, parse_occurrence_key
-from .recurrence import RecurrenceError, occurrences
+from .apply import Puller
+from .fields import occurrence_key, parse_occurrence_key
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def remove_unlisted(puller: Puller, start: datetime, end: datetime) -> None:
 def exclude_missing_occurrences(
     puller: Puller, series: CalendarEvent, start: datetime, end: datetime
 ) -> None:
-    """An Outlook series occurrence that its pattern has but Graph no longer lists was deleted."""
+    """A series occurrence its pattern has but the provider no longer lists was deleted."""
     first = series.start_date if series.all_day else series.start_at
     if not series.recurrence or first is None:
         return
@@ -101,9 +103,9 @@ def exclude_missing_occurrences(
 
 @dataclass
 class UnconfirmedLinks:
-    """Events no saved cursor has shown yet, checked after an incremental (Graph) listing.
+    """Events no saved cursor has shown yet, checked after an incremental listing.
 
-    A Graph delta reports no removal of an item it never listed: an event the push created
+    Some deltas report no removal of an item they never listed: an event the push created
     after the cursor was issued, or one a listing killed before saving its cursor created in
     the CRM, and deleted by its owner before the next listing, would stay in the CRM. Such
     links stay ``UNLISTED`` until a listing shows them and its cursor is saved; those the

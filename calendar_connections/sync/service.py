@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..config import Settings
 from ..crypto import TokenCipher
 from ..models import CalendarConnection, Provider, utcnow
-from .engine import PageHook, SyncResult, SyncSettings, provider_client, sync_connection
+from ..providers.registry import label
+from .engine import PageHook, SyncResult, provider_client, sync_connection
 from .lease import OLDEST_SYNC_FIRST, stale_since
 
 
@@ -19,25 +19,25 @@ class NotConnected(Exception):
     """The user has no working connection to that provider."""
 
     def __init__(self, provider: Provider) -> None:
-        super().__init__(f"{provider.label} is not connected: connect it first.")
+        super().__init__(f"{label(provider)} is not connected: connect it first.")
         self.provider = provider
 
 
 def run_sync(
     session: Session,
     connection: CalendarConnection,
-    config: Mapping[str, Any],
+    settings: Settings,
     cipher: TokenCipher,
     *,
     on_page: PageHook | None = None,
     lease_owner: str | None = None,
 ) -> SyncResult:
-    """Sync one connection with the provider clients built from ``config``."""
+    """Sync one connection with the provider clients built from ``settings``."""
     return sync_connection(
         session,
         connection,
-        lambda db, conn: provider_client(db, conn, config, cipher),
-        SyncSettings.from_config(config),
+        lambda db, conn: provider_client(db, conn, settings, cipher),
+        settings,
         on_page=on_page,
         lease_owner=lease_owner,
     )
@@ -47,7 +47,7 @@ def sync_provider(
     session: Session,
     user_id: str,
     provider: Provider,
-    config: Mapping[str, Any],
+    settings: Settings,
     cipher: TokenCipher,
 ) -> SyncResult:
     """Sync the user's connection to ``provider`` now (raises NotConnected, SyncAlreadyRunning)."""
@@ -60,7 +60,7 @@ def sync_provider(
     ).scalar_one_or_none()
     if connection is None:
         raise NotConnected(provider)
-    return run_sync(session, connection, config, cipher)
+    return run_sync(session, connection, settings, cipher)
 
 
 def stale_connections(
@@ -76,6 +76,6 @@ def stale_connections(
     return list(session.execute(query.order_by(*OLDEST_SYNC_FIRST)).scalars())
 
 
-def stale_after(config: Mapping[str, Any]) -> timedelta:
+def stale_after(settings: Settings) -> timedelta:
     """``SYNC_STALE_AFTER`` as a duration."""
-    return timedelta(seconds=int(config.get("SYNC_STALE_AFTER", 300)))
+    return timedelta(seconds=settings.sync_stale_after)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import free_port
+from ..support.stack import free_port
 
 pytestmark = pytest.mark.e2e
 

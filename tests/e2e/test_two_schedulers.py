@@ -9,8 +9,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from .conftest import BIN, Stack, wait_until
-from .test_walkthrough import connect, issue_token
+from ..support.stack import BIN, Stack, connect, issue_token, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -2,64 +2,22 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-from urllib.parse import parse_qs, urlsplit
-
 import pytest
 import requests
 
-from ..payloads import day, local
-from .conftest import Stack, api, wait_until
+from ..support.payloads import day, local
+from ..support.stack import (
+    Stack,
+    api,
+    connect,
+    crm_titles,
+    issue_token,
+    sandbox_events,
+    sync,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def issue_token(stack: Stack, user_id: str) -> str:
-    result = stack.flask("auth", "issue-token", user_id, "--expires", "1h")
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
-
-
-def connect(stack: Stack, token: str, slug: str) -> dict[str, Any]:
-    """Authorize, let the sandbox approve, hand the redirect's code to the callback."""
-    authorize = api(stack, token, "GET", f"/crm/calendar/connections/{slug}/authorize")
-    assert authorize.status_code == 200, authorize.text
-    consent = requests.get(authorize.json()["authorizationUrl"], allow_redirects=False, timeout=10)
-    assert consent.status_code == 302, consent.text
-    query = {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["Location"]).query).items()}
-    assert query["state"] == authorize.json()["state"]
-    callback = api(stack, token, "GET", f"/crm/calendar/connections/{slug}/callback", params=query)
-    assert callback.status_code == 200, callback.text
-    body: dict[str, Any] = callback.json()
-    return body
-
-
-def sync(stack: Stack, token: str, provider: str) -> dict[str, Any]:
-    """A manual sync; waits while the scheduler holds the connection (409)."""
-    for _ in range(100):
-        response = api(stack, token, "POST", f"/crm/calendar/connections/{provider}/sync")
-        if response.status_code != 409:
-            assert response.status_code == 200, response.text
-            body: dict[str, Any] = response.json()
-            assert body["success"], body
-            return body
-        time.sleep(0.2)
-    raise AssertionError("the connection stayed busy")
-
-
-def sandbox_events(stack: Stack, provider: str, email: str) -> list[dict[str, Any]]:
-    response = requests.get(f"{stack.sandbox_url}/sandbox/{provider}/{email}/events", timeout=10)
-    assert response.status_code == 200, response.text
-    body = response.json()
-    items: list[dict[str, Any]] = body["items"] if provider == "google" else body["value"]
-    return items
-
-
-def crm_titles(stack: Stack, token: str) -> list[str]:
-    response = api(stack, token, "GET", "/crm/calendar/events")
-    assert response.status_code == 200, response.text
-    return sorted(event["title"] for event in response.json())
 
 
 def test_readme_walkthrough(stack: Stack) -> None:

@@ -9,9 +9,8 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from ..models import Provider
-from .session import ProviderSession, raise_for_status
-from .types import (
+from ..session import ProviderSession, raise_for_status
+from ..types import (
     KIND_EXCEPTION,
     KIND_MASTER,
     KIND_SINGLE,
@@ -124,8 +123,6 @@ def instance_id(series_id: str, original_start: datetime | date) -> str:
 class GoogleCalendarClient:
     """Reads and writes events of one Google calendar."""
 
-    provider = Provider.GOOGLE
-
     def __init__(self, session: ProviderSession, api_base: str, calendar_id: str) -> None:
         self._session = session
         self._events_url = f"{api_base}/calendars/{quote(calendar_id, safe='')}/events"
@@ -150,7 +147,7 @@ class GoogleCalendarClient:
             response = self._session.request("GET", self._events_url, params=params)
             if response.status_code == 410:
                 raise SyncCursorExpired("Google asked for a full sync")
-            raise_for_status(response, self.provider, "list events")
+            raise_for_status(response, self._session.label, "list events")
             body = response.json()
             zone = body.get("timeZone") or zone
             items, unreadable = translate_items(
@@ -168,7 +165,7 @@ class GoogleCalendarClient:
         response = self._session.request("GET", f"{self._events_url}/{quote(external_id)}")
         if response.status_code in (404, 410):
             raise RemoteGone(external_id)
-        raise_for_status(response, self.provider, "read an event")
+        raise_for_status(response, self._session.label, "read an event")
         return event_from_google(response.json())
 
     def insert(self, payload: EventPayload) -> RemoteEvent:
@@ -181,7 +178,7 @@ class GoogleCalendarClient:
         if response.status_code == 409:
             # Inserted before (a retry, or a sync that died before recording it): take it over.
             return self.update(payload.uid, payload, None)
-        raise_for_status(response, self.provider, "create an event")
+        raise_for_status(response, self._session.label, "create an event")
         return event_from_google(response.json())
 
     def update(self, external_id: str, payload: EventPayload, etag: str | None) -> RemoteEvent:
@@ -198,7 +195,7 @@ class GoogleCalendarClient:
             raise RemoteGone(external_id)
         if response.status_code in (409, 412):
             raise WriteConflict(external_id)
-        raise_for_status(response, self.provider, "update an event")
+        raise_for_status(response, self._session.label, "update an event")
         return event_from_google(response.json())
 
     def delete(self, external_id: str) -> None:
@@ -208,4 +205,4 @@ class GoogleCalendarClient:
         )
         if response.status_code in (404, 410):
             return
-        raise_for_status(response, self.provider, "delete an event")
+        raise_for_status(response, self._session.label, "delete an event")

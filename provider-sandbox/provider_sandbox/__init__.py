@@ -43,7 +43,7 @@ def _sandbox_error(error: SandboxError) -> Response:
 
 def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
     """A standalone Flask app emulating Google Calendar, Microsoft Graph and their OAuth."""
-    app = SandboxApp("calendar_connections.sandbox")
+    app = SandboxApp("provider_sandbox")
     settings = {**DEFAULT_CONFIG, **(config or {})}
     app.config.update(settings)
     app.extensions["sandbox"] = SandboxStore(settings)

@@ -9,9 +9,9 @@ from typing import Any
 
 import marshmallow as ma
 
-from .models.event import DESCRIPTION_MAX_LENGTH, LOCATION_MAX_LENGTH, TITLE_MAX_LENGTH
-from .sync.timezones import is_valid_zone
-from .text import unstorable_reason
+from ..ical.timezones import is_valid_zone
+from ..models.event import DESCRIPTION_MAX_LENGTH, LOCATION_MAX_LENGTH, TITLE_MAX_LENGTH
+from ..text import unstorable_reason
 
 STATUS_VALUES = ["confirmed", "tentative"]
 
@@ -159,23 +159,30 @@ class EventSchema(TextSafeSchema):
     location = ma.fields.String(
         allow_none=True, validate=ma.validate.Length(max=LOCATION_MAX_LENGTH)
     )
-    allDay = ma.fields.Boolean(
-        metadata={"description": "true: the event has startDate/endDate instead of start/end"}
+    all_day = ma.fields.Boolean(
+        data_key="allDay",
+        metadata={"description": "true: the event has startDate/endDate instead of start/end"},
     )
-    start = OffsetDateTime(
+    start_at = OffsetDateTime(
+        data_key="start",
         allow_none=True,
         metadata={"description": "Timed events: ISO 8601 with offset; returned in UTC"},
     )
-    end = OffsetDateTime(
+    end_at = OffsetDateTime(
+        data_key="end",
         allow_none=True,
         metadata={"description": "Timed events: after start; ISO 8601 with offset"},
     )
-    startDate = ma.fields.Date(allow_none=True, metadata={"description": "All-day events"})
-    endDate = ma.fields.Date(
+    start_date = ma.fields.Date(
+        data_key="startDate", allow_none=True, metadata={"description": "All-day events"}
+    )
+    end_date = ma.fields.Date(
+        data_key="endDate",
         allow_none=True,
         metadata={"description": "All-day events: the day after the last day (exclusive)"},
     )
-    timeZone = ma.fields.String(
+    time_zone = ma.fields.String(
+        data_key="timeZone",
         allow_none=True,
         validate=[ma.validate.Length(max=TIME_ZONE_MAX_LENGTH), _known_zone],
         metadata={"description": "IANA zone the event is kept in; UTC when not given (timed)"},
@@ -192,12 +199,14 @@ class EventSchema(TextSafeSchema):
         validate=ma.validate.OneOf(STATUS_VALUES),
         metadata={"enum": STATUS_VALUES, "description": "confirmed unless given"},
     )
-    seriesId = ma.fields.Integer(
+    series_id = ma.fields.Integer(
+        data_key="seriesId",
         dump_only=True,
         allow_none=True,
         metadata={"description": "For a moved or changed instance: the id of its series"},
     )
-    originalStart = DateOrDateTime(
+    original_start = DateOrDateTime(
+        data_key="originalStart",
         dump_only=True,
         allow_none=True,
         metadata={
@@ -206,8 +215,8 @@ class EventSchema(TextSafeSchema):
             "(date-time with offset, or a date for all-day series)",
         },
     )
-    createdAt = OffsetDateTime(dump_only=True)
-    updatedAt = OffsetDateTime(dump_only=True)
+    created_at = OffsetDateTime(data_key="createdAt", dump_only=True)
+    updated_at = OffsetDateTime(data_key="updatedAt", dump_only=True)
     sources = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.String(),

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import requests
 from authlib.common.security import generate_token
-from authlib.integrations.base_client import OAuthError
 from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .crypto import TokenCipher
-from .models import (
+from ..config import Settings
+from ..crypto import TokenCipher
+from ..models import (
     CalendarConnection,
     CalendarEvent,
     OAuthState,
@@ -26,17 +24,12 @@ from .models import (
     SyncStatus,
     utcnow,
 )
-from .providers.accounts import fetch_account, missing_scopes, oauth_config
-from .providers.errors import (
-    ProviderError,
-    ProviderNotConfigured,
-    ProviderUnavailable,
-    TokenUnreadable,
-)
-from .providers.http import OAuthClientConfig, oauth_session, translate_oauth_error
-from .sync import lease
-from .sync.engine import SyncAlreadyRunning
-from .token_store import load_token, save_token
+from ..providers.errors import ProviderNotConfigured, TokenUnreadable
+from ..providers.registry import label, provider_spec
+from ..providers.spec import ProviderSpec
+from ..sync import lease
+from ..sync.engine import SyncAlreadyRunning
+from ..token_store import load_token, save_token
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +46,7 @@ class CalendarAccessNotGranted(Exception):
 
     def __init__(self, provider: Provider, missing: list[str]) -> None:
         super().__init__(
-            f"{provider.label} access was granted without calendar access "
+            f"{label(provider)} access was granted without calendar access "
             f"(missing: {', '.join(missing)}): connect again and allow access to your calendar."
         )
         self.missing = missing
@@ -80,12 +73,16 @@ def _state_hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-def _require_credentials(provider: Provider, oauth: OAuthClientConfig) -> None:
+def _configured(provider: Provider, settings: Settings) -> ProviderSpec:
+    """The provider's registration, when the service has its OAuth client credentials."""
+    spec = provider_spec(provider)
+    oauth = spec.oauth(settings)
     if not oauth.client_id or not oauth.client_secret:
         raise ProviderNotConfigured(
-            f"{provider.label} is not configured on this service: set "
+            f"{spec.label} is not configured on this service: set "
             f"{provider.value}_CLIENT_ID and {provider.value}_CLIENT_SECRET."
         )
+    return spec
 
 
 def start_authorization(
@@ -94,33 +91,25 @@ def start_authorization(
     *,
     user_id: str,
     provider: Provider,
-    config: Mapping[str, Any],
+    settings: Settings,
 ) -> AuthorizationRequest:
     """Create a single-use state bound to the user and provider; return the authorize URL."""
-    oauth = oauth_config(provider, config)
-    _require_credentials(provider, oauth)
+    spec = _configured(provider, settings)
     now = utcnow()
     session.execute(delete(OAuthState).where(OAuthState.expires_at < now))
 
     state = generate_token(43)
     code_verifier = generate_token(64)  # RFC 7636: 43 to 128 characters
-    client = oauth_session(oauth, retry=False)
-    url, _ = client.create_authorization_url(
-        oauth.authorize_url,
-        state=state,
-        code_verifier=code_verifier,
-        scope=" ".join(oauth.scopes),
-        **oauth.authorize_params,
-    )
+    url = spec.authorization_url(settings, state=state, code_verifier=code_verifier)
     session.add(
         OAuthState(
             state_hash=_state_hash(state),
             user_id=user_id,
             provider=provider.value,
             code_verifier_encrypted=cipher.encrypt(code_verifier),
-            redirect_uri=oauth.redirect_uri,
+            redirect_uri=spec.oauth(settings).redirect_uri,
             created_at=now,
-            expires_at=now + timedelta(seconds=int(config.get("OAUTH_STATE_TTL", 600))),
+            expires_at=now + timedelta(seconds=settings.oauth_state_ttl),
         )
     )
     session.flush()
@@ -137,9 +126,8 @@ def consume_state(session: Session, *, state: str, user_id: str, provider: Provi
             "Unknown authorization state: start the connection again from the authorize step."
         )
     if row.provider != provider.value:
-        other = Provider(row.provider).label
         raise AuthorizationStateError(
-            f"This authorization state was issued for {other}, not {provider.label}."
+            f"This authorization state was issued for {label(row.provider)}, not {label(provider)}."
         )
     now = utcnow()
     if row.used_at is not None:
@@ -164,39 +152,13 @@ def consume_state(session: Session, *, state: str, user_id: str, provider: Provi
     return row
 
 
-def _exchange_code(
-    provider: Provider, oauth: OAuthClientConfig, *, code: str, verifier: str, redirect_uri: str
-) -> dict[str, Any]:
-    # No retries: an authorization code is single-use.
-    client = oauth_session(oauth, retry=False)
-    try:
-        token: dict[str, Any] = client.fetch_token(
-            oauth.token_url,
-            grant_type="authorization_code",
-            code=code,
-            code_verifier=verifier,
-            redirect_uri=redirect_uri,
-        )
-    except OAuthError as exc:
-        raise translate_oauth_error(exc, provider.label) from exc
-    except (requests.RequestException, ValueError) as exc:
-        raise ProviderUnavailable(
-            f"{provider.label}'s token endpoint failed; try connecting again later."
-        ) from exc
-    finally:
-        client.close()
-    if not token.get("access_token"):
-        raise ProviderUnavailable(f"{provider.label} answered without an access token.")
-    return token
-
-
 def complete_authorization(
     session: Session,
     cipher: TokenCipher,
     *,
     user_id: str,
     provider: Provider,
-    config: Mapping[str, Any],
+    settings: Settings,
     state: str,
     code: str | None,
     error: str | None = None,
@@ -207,8 +169,7 @@ def complete_authorization(
     Commits twice: once when the state is consumed, before any provider call, so that a
     state stays single-use whatever happens next; once when the connection is stored.
     """
-    oauth = oauth_config(provider, config)
-    _require_credentials(provider, oauth)
+    spec = _configured(provider, settings)
     pending = consume_state(session, state=state, user_id=user_id, provider=provider)
     redirect_uri = pending.redirect_uri
     session.commit()
@@ -224,14 +185,15 @@ def complete_authorization(
     if not code:
         raise AuthorizationStateError("The callback has neither `code` nor `error`.")
 
-    token = _exchange_code(provider, oauth, code=code, verifier=verifier, redirect_uri=redirect_uri)
+    token = spec.exchange_code(
+        settings, code=code, code_verifier=verifier, redirect_uri=redirect_uri
+    )
     try:
-        return _connect(session, cipher, user_id, provider, config, token)
+        return _connect(session, cipher, user_id, provider, settings, token)
     except Exception:
         # Whatever failed, the grant must not outlive it at the provider.
         session.rollback()
-        if oauth.revoke_url:
-            _revoke(provider, oauth, token)
+        spec.revoke(settings, token)
         raise
 
 
@@ -240,14 +202,15 @@ def _connect(
     cipher: TokenCipher,
     user_id: str,
     provider: Provider,
-    config: Mapping[str, Any],
+    settings: Settings,
     token: dict[str, Any],
 ) -> CalendarConnection:
     """Check the grant, read the account and store the connection with its tokens."""
-    missing = missing_scopes(provider, token)
+    spec = provider_spec(provider)
+    missing = spec.missing_scopes(token)
     if missing:
         raise CalendarAccessNotGranted(provider, missing)
-    account = fetch_account(provider, config, token)
+    account = spec.fetch_account(settings, token)
 
     connection = _get_or_create_connection(session, user_id, provider)
     if connection.calendar_id and connection.calendar_id != account.calendar_id:
@@ -302,7 +265,7 @@ def disconnect(
     *,
     user_id: str,
     provider: Provider,
-    config: Mapping[str, Any],
+    settings: Settings,
 ) -> bool:
     """Revoke at the provider where it can be, then forget tokens and sync state.
 
@@ -315,14 +278,14 @@ def disconnect(
     # writing. The caller gets a 409 and tries again once the sync is done (seconds).
     if not lease.claim(session, connection.id, lease.new_owner(), DISCONNECT_LEASE):
         raise SyncAlreadyRunning(connection.id)
-    oauth = oauth_config(provider, config)
+    spec = provider_spec(provider)
     try:
         token = load_token(connection, cipher)
     except TokenUnreadable:
         token = None  # nothing to revoke with; forgetting the connection still works
         log.warning("disconnect of %s: the stored token is unreadable, not revoked", provider.value)
-    if token and oauth.revoke_url:
-        _revoke(provider, oauth, token)
+    if token:
+        spec.revoke(settings, token)
     _forget_provider_copies(session, connection)
     session.delete(connection)  # its links go with it (cascade)
     session.flush()
@@ -345,24 +308,20 @@ def _forget_provider_copies(session: Session, connection: CalendarConnection) ->
         session.delete(event)
 
 
-def _revoke(provider: Provider, oauth: OAuthClientConfig, token: dict[str, Any]) -> None:
-    """Best effort: a revoke failure is logged, never fatal (the tokens are deleted anyway)."""
-    assert oauth.revoke_url
-    value = token.get("refresh_token") or token["access_token"]
-    client = oauth_session(oauth, retry=False)
-    try:
-        response = client.revoke_token(oauth.revoke_url, token=value)
-        if response.status_code >= 400:
-            log.warning(
-                "revoking the %s token failed with HTTP %s", provider.value, response.status_code
-            )
-    except (requests.RequestException, ProviderError) as exc:
-        log.warning("revoking the %s token failed: %s", provider.value, type(exc).__name__)
-    finally:
-        client.close()
+@dataclass(frozen=True)
+class ConnectionStatus:
+    """A provider's connection as the user sees it, connected or not."""
+
+    provider: str
+    connected: bool
+    calendar_id: str | None = None
+    account_email: str | None = None
+    last_sync_at: datetime | None = None
+    last_sync_status: str | None = None
+    last_sync_error: str | None = None
 
 
-def connection_statuses(session: Session, user_id: str) -> list[dict[str, Any]]:
+def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
     """One status per provider, GOOGLE then OUTLOOK, for providers never connected too."""
     rows = session.execute(
         select(CalendarConnection).where(CalendarConnection.user_id == user_id)
@@ -371,15 +330,27 @@ def connection_statuses(session: Session, user_id: str) -> list[dict[str, Any]]:
     statuses = []
     for provider in Provider:
         row = by_provider.get(provider.value)
+        if row is None:
+            statuses.append(ConnectionStatus(provider.value, connected=False))
+            continue
         statuses.append(
-            {
-                "provider": provider.value,
-                "connected": bool(row and row.connected),
-                "calendarId": row.calendar_id if row else None,
-                "accountEmail": row.account_email if row else None,
-                "lastSyncAt": row.last_sync_at if row else None,
-                "lastSyncStatus": row.last_sync_status if row else None,
-                "lastSyncError": row.last_sync_error if row else None,
-            }
+            ConnectionStatus(
+                provider.value,
+                connected=bool(row.connected),
+                calendar_id=row.calendar_id,
+                account_email=row.account_email,
+                last_sync_at=row.last_sync_at,
+                last_sync_status=row.last_sync_status,
+                last_sync_error=row.last_sync_error,
+            )
         )
     return statuses
+
+
+def connection_status(session: Session, user_id: str, provider: Provider) -> ConnectionStatus:
+    """The status of the user's connection to ``provider``."""
+    return next(
+        status
+        for status in connection_statuses(session, user_id)
+        if status.provider == provider.value
+    )

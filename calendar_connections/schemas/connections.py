@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from .models import Provider, SyncStatus
+from ..models import Provider, SyncStatus
 
 PROVIDER_VALUES = [p.value for p in Provider]
 SYNC_STATUS_VALUES = [s.value for s in SyncStatus]
@@ -15,8 +15,10 @@ SYNC_STATUS_VALUES = [s.value for s in SyncStatus]
 class AuthorizationSchema(ma.Schema):
     """Where to send the user's browser to connect a provider."""
 
-    authorizationUrl = ma.fields.String(
-        required=True, metadata={"description": "Provider consent page (PKCE S256)"}
+    url = ma.fields.String(
+        data_key="authorizationUrl",
+        required=True,
+        metadata={"description": "Provider consent page (PKCE S256)"},
     )
     state = ma.fields.String(
         required=True,
@@ -52,15 +54,21 @@ class ConnectionStatusSchema(ma.Schema):
 
     provider = ma.fields.String(required=True, metadata={"enum": PROVIDER_VALUES})
     connected = ma.fields.Boolean(required=True)
-    calendarId = ma.fields.String(allow_none=True)
-    accountEmail = ma.fields.String(
-        allow_none=True, metadata={"description": "Email of the connected account"}
+    calendar_id = ma.fields.String(data_key="calendarId", allow_none=True)
+    account_email = ma.fields.String(
+        data_key="accountEmail",
+        allow_none=True,
+        metadata={"description": "Email of the connected account"},
     )
-    lastSyncAt = ma.fields.AwareDateTime(
-        allow_none=True, metadata={"description": "End of the last successful sync"}
+    last_sync_at = ma.fields.AwareDateTime(
+        data_key="lastSyncAt",
+        allow_none=True,
+        metadata={"description": "End of the last successful sync"},
     )
-    lastSyncStatus = ma.fields.String(allow_none=True, metadata={"enum": SYNC_STATUS_VALUES})
-    lastSyncError = ma.fields.String(allow_none=True)
+    last_sync_status = ma.fields.String(
+        data_key="lastSyncStatus", allow_none=True, metadata={"enum": SYNC_STATUS_VALUES}
+    )
+    last_sync_error = ma.fields.String(data_key="lastSyncError", allow_none=True)
 
 
 class SyncResultSchema(ma.Schema):
@@ -69,15 +77,23 @@ class SyncResultSchema(ma.Schema):
     provider = ma.fields.String(required=True, metadata={"enum": PROVIDER_VALUES})
     success = ma.fields.Boolean(required=True)
     error = ma.fields.String(allow_none=True, metadata={"description": "Why the sync failed"})
-    eventsCreated = ma.fields.Integer(
-        required=True, metadata={"description": "CRM events created from the provider"}
+    events_created = ma.fields.Integer(
+        data_key="eventsCreated",
+        required=True,
+        metadata={"description": "CRM events created from the provider"},
     )
-    eventsUpdated = ma.fields.Integer(
-        required=True, metadata={"description": "CRM events changed from the provider"}
+    events_updated = ma.fields.Integer(
+        data_key="eventsUpdated",
+        required=True,
+        metadata={"description": "CRM events changed from the provider"},
     )
-    eventsDeleted = ma.fields.Integer(
-        required=True, metadata={"description": "CRM events deleted from the provider"}
+    events_deleted = ma.fields.Integer(
+        data_key="eventsDeleted",
+        required=True,
+        metadata={"description": "CRM events deleted from the provider"},
     )
-    eventsPushed = ma.fields.Integer(
-        required=True, metadata={"description": "Provider writes (insert, patch, delete)"}
+    events_pushed = ma.fields.Integer(
+        data_key="eventsPushed",
+        required=True,
+        metadata={"description": "Provider writes (insert, patch, delete)"},
     )

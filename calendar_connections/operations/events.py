@@ -14,13 +14,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from .models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
-from .sync.recurrence import RecurrenceError, validate_recurrence, with_exdate
+from ..ical.recurrence import validate_recurrence
+from ..ical.rrule import RecurrenceError
+from ..models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
+from ..models.event import WRITABLE_COLUMNS
 
 DEFAULT_ZONE = "UTC"
 DEFAULT_STATUS = "confirmed"
 
-# The writable fields of the API (JSON names) and the CalendarEvent columns they set.
+# The writable fields of the API (JSON names) and the CalendarEvent columns they set; EventSchema
+# loads them by column name, errors name them as the client does.
 COLUMNS = {
     "title": "title",
     "description": "description",
@@ -36,7 +39,7 @@ COLUMNS = {
 }
 _TIMES = ("start_at", "end_at", "start_date", "end_date")
 _BLANK: dict[str, Any] = {
-    **dict.fromkeys(COLUMNS.values()),
+    **dict.fromkeys(WRITABLE_COLUMNS),
     "title": "",
     "all_day": False,
     "status": DEFAULT_STATUS,
@@ -68,20 +71,14 @@ class EventPage:
     total: int
 
 
-def event_fields(event: CalendarEvent) -> dict[str, Any]:
-    """The event's writable columns, by column name."""
-    return {column: getattr(event, column) for column in COLUMNS.values()}
-
-
 def resolve_fields(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """The columns once ``changes`` (JSON names) apply to ``current``, checked as one event."""
+    """The columns once ``changes`` (by column) apply to ``current``, checked as one event."""
     fields = dict(current)
-    all_day = bool(changes.get("allDay", fields["all_day"]))
+    all_day = bool(changes.get("all_day", fields["all_day"]))
     if all_day != bool(fields["all_day"]):
         # Switching kinds: the stored times of the other kind no longer mean anything.
         fields.update(dict.fromkeys(_TIMES))
-    for name, value in changes.items():
-        fields[COLUMNS[name]] = value
+    fields.update(changes)
     fields["all_day"] = all_day
     for column in ("start_at", "end_at"):
         if fields[column] is not None:
@@ -119,18 +116,8 @@ def _check_times(fields: Mapping[str, Any]) -> None:
         raise InvalidEvent(needed[1], f"Must be after {needed[0]}.")
 
 
-def apply_fields(event: CalendarEvent, fields: Mapping[str, Any]) -> bool:
-    """Set the columns that differ; whether anything did."""
-    changed = False
-    for column, value in fields.items():
-        if getattr(event, column) != value:
-            setattr(event, column, value)
-            changed = True
-    return changed
-
-
 def create_event(session: Session, user_id: str, data: Mapping[str, Any]) -> CalendarEvent:
-    """A new CRM event of ``user_id`` from API fields (JSON names)."""
+    """A new CRM event of ``user_id`` from the API's fields (by column)."""
     event = CalendarEvent(user_id=user_id, **resolve_fields(_BLANK, data))
     session.add(event)
     session.flush()
@@ -154,9 +141,9 @@ def get_event(session: Session, user_id: str, event_id: int) -> CalendarEvent:
 def update_event(
     session: Session, user_id: str, event_id: int, changes: Mapping[str, Any]
 ) -> CalendarEvent:
-    """Apply a partial change (JSON names); touch the event only when something changed."""
+    """Apply a partial change (by column); touch the event only when something changed."""
     event = get_event(session, user_id, event_id)
-    fields = resolve_fields(event_fields(event), changes)
+    fields = resolve_fields(event.writable_fields(), changes)
     if event.series_id is not None and fields["recurrence"]:
         raise InvalidEvent(
             "recurrence", "An instance of a series cannot recur itself: change its series."
@@ -166,7 +153,7 @@ def update_event(
         raise InvalidEvent(
             "allDay", "A series with moved instances cannot switch between timed and all-day."
         )
-    if apply_fields(event, fields):
+    if event.set_fields(fields):
         event.touch()
         session.flush()
     return event
@@ -212,12 +199,7 @@ def _cancel_occurrence(session: Session, instance: CalendarEvent, now: datetime)
     """A deleted instance is a cancelled occurrence: an EXDATE on its series, as providers do."""
     series = session.get(CalendarEvent, instance.series_id)
     start = instance.original_start
-    if series is None or series.deleted_at is not None or not series.recurrence or not start:
-        return
-    zone = None if series.all_day else series.time_zone
-    lines = with_exdate(list(series.recurrence), start, zone)
-    if lines != series.recurrence:
-        series.recurrence = lines
+    if series is not None and start and series.cancel_occurrence(start):
         series.touch(now)
 
 
@@ -226,8 +208,7 @@ def _remove(session: Session, event: CalendarEvent, now: datetime, keep: bool = 
     if event.deleted_at is not None:
         return True
     if keep or event.links:
-        event.deleted_at = now
-        event.touch(now)
+        event.tombstone(now)
         return True
     session.delete(event)
     return False
@@ -312,30 +293,54 @@ def sources_of(session: Session, event_ids: Collection[int]) -> dict[int, dict[s
     return sources
 
 
-def event_to_api(event: CalendarEvent, sources: Mapping[str, str]) -> dict[str, Any]:
-    """The event as the API shows it (JSON names, Python values)."""
-    return {
-        "id": event.id,
-        "title": event.title,
-        "description": event.description,
-        "location": event.location,
-        "allDay": event.all_day,
-        "start": event.start_at,
-        "end": event.end_at,
-        "startDate": event.start_date,
-        "endDate": event.end_date,
-        "timeZone": event.time_zone,
-        "recurrence": list(event.recurrence or []),
-        "status": event.status,
-        "seriesId": event.series_id,
-        "originalStart": event.original_start,
-        "createdAt": event.created_at,
-        "updatedAt": event.updated_at,
-        "sources": dict(sources),
-    }
+@dataclass(frozen=True)
+class EventView:
+    """An event as the API shows it (EventSchema dumps it), read whole: once the request
+    commits, showing it needs the database no more."""
+
+    id: int
+    title: str
+    description: str | None
+    location: str | None
+    all_day: bool
+    start_at: datetime | None
+    end_at: datetime | None
+    start_date: date | None
+    end_date: date | None
+    time_zone: str | None
+    recurrence: list[str]
+    status: str
+    series_id: int | None
+    original_start: datetime | date | None
+    created_at: datetime
+    updated_at: datetime
+    sources: dict[str, str]
+
+    @classmethod
+    def of(cls, event: CalendarEvent, sources: Mapping[str, str]) -> EventView:
+        """The view of ``event``, synced with the provider events ``sources`` names."""
+        return cls(
+            id=event.id,
+            title=event.title,
+            description=event.description,
+            location=event.location,
+            all_day=event.all_day,
+            start_at=event.start_at,
+            end_at=event.end_at,
+            start_date=event.start_date,
+            end_date=event.end_date,
+            time_zone=event.time_zone,
+            recurrence=list(event.recurrence or []),
+            status=event.status,
+            series_id=event.series_id,
+            original_start=event.original_start,
+            created_at=event.created_at,
+            updated_at=event.updated_at,
+            sources=dict(sources),
+        )
 
 
-def describe(session: Session, events: Sequence[CalendarEvent]) -> list[dict[str, Any]]:
-    """``event_to_api`` for each event, with the sources of all of them read at once."""
+def describe(session: Session, events: Sequence[CalendarEvent]) -> list[EventView]:
+    """The view of each event, with the sources of all of them read at once."""
     sources = sources_of(session, [event.id for event in events])
-    return [event_to_api(event, sources[event.id]) for event in events]
+    return [EventView.of(event, sources[event.id]) for event in events]

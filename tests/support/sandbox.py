@@ -1,26 +1,31 @@
-"""Helpers for sync tests against the provider sandbox, mounted in-process through `responses`.
+"""The provider sandbox mounted in-process through `responses`, and helpers for tests on it.
 
-The sync tests point the service at ``SANDBOX`` (see ``sandbox_config``), mount the sandbox's
-app on the autouse ``http`` mock, connect through the sandbox's OAuth flow, and read or edit
-the provider's side through the sandbox's control API (as the account owner).
+Sync tests point the service at ``SANDBOX`` (``sandbox_config``, or ``sandboxed_app`` through
+``PROVIDER_SANDBOX_URL``), mount the sandbox's app on the autouse ``http`` mock (the
+``sandbox`` fixture), connect through the sandbox's OAuth flow, and read or edit the
+provider's side through the sandbox's control API (as the account owner).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
+import pytest
 import requests
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
 
 from calendar_connections.extensions import db
-from calendar_connections.sandbox import create_sandbox_app
-from calendar_connections.sandbox.testing import mount_sandbox
+
+from .mount import mount_sandbox
+from .payloads import day
 
 SANDBOX = "http://sandbox.test"
 CONNECTIONS = "/api/v1/crm/calendar/connections"
@@ -294,3 +299,65 @@ def crm_items(client: FlaskClient, auth: dict[str, str]) -> list[dict[str, Any]]
 
 def crm_views(client: FlaskClient, auth: dict[str, str]) -> list[View]:
     return sorted((crm_view(item) for item in crm_items(client, auth)), key=repr)
+
+
+@pytest.fixture
+def sandbox(http: responses.RequestsMock) -> Sandbox:
+    """The provider sandbox, answering every request to SANDBOX."""
+    return Sandbox.mount(http)
+
+
+@pytest.fixture
+def sandboxed_app(make_app: Callable[..., Flask], sandbox: Sandbox) -> Flask:
+    """The service, with every provider URL pointing at the sandbox."""
+    return make_app(PROVIDER_SANDBOX_URL=SANDBOX, SYNC_RETRY_BACKOFF=0)
+
+
+@pytest.fixture(params=SIDES, ids=[side.slug for side in SIDES])
+def side(request: pytest.FixtureRequest) -> Side:
+    """Each provider in turn."""
+    return request.param  # type: ignore[no-any-return]
+
+
+def timing(days: float, hours: int = 1) -> Timing:
+    """``hours`` long, starting on the hour ``days`` from now."""
+    return _from_now(timedelta(days=days), hours)
+
+
+def soon(hours: int) -> Timing:
+    """One hour long, starting on the hour ``hours`` from now."""
+    return _from_now(timedelta(hours=hours), 1)
+
+
+def _from_now(delay: timedelta, hours: int) -> Timing:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + delay
+    return Timing(start, start + timedelta(hours=hours))
+
+
+def sandbox_connect(client: FlaskClient, headers: dict[str, str], slug: str) -> dict[str, Any]:
+    """Authorize, let the sandbox approve at once, and complete the callback."""
+    authorize = client.get(f"{CONNECTIONS}/{slug}/authorize", headers=headers)
+    assert authorize.status_code == 200, authorize.json
+    consent = requests.get(authorize.json["authorizationUrl"], allow_redirects=False, timeout=5)
+    assert consent.status_code == 302
+    query = {k: v[0] for k, v in parse_qs(urlsplit(consent.headers["Location"]).query).items()}
+    callback = client.get(f"{CONNECTIONS}/{slug}/callback", query_string=query, headers=headers)
+    assert callback.status_code == 200, callback.json
+    body: dict[str, Any] = callback.json
+    return body
+
+
+def sandbox_insert_google(email: str, summary: str) -> dict[str, Any]:
+    """An event created by the Google account's owner (a Tuesday two to three weeks ahead)."""
+    response = requests.post(
+        f"{SANDBOX}/sandbox/google/{email}/events",
+        json={
+            "summary": summary,
+            "start": {"dateTime": f"{day(1)}T09:00:00Z"},
+            "end": {"dateTime": f"{day(1)}T09:30:00Z"},
+        },
+        timeout=5,
+    )
+    assert response.ok, response.text
+    body: dict[str, Any] = response.json()
+    return body

@@ -8,12 +8,10 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from ..models import Provider
-from ..sync.recurrence import graph_to_rrule, rrule_to_graph
-from ..sync.timezones import to_iana, to_windows
-from .http import require_same_origin
-from .session import ProviderSession, error_reason, raise_for_status
-from .types import (
+from ...ical.timezones import to_iana, to_windows
+from ..http import require_same_origin
+from ..session import ProviderSession, error_reason, raise_for_status
+from ..types import (
     KIND_EXCEPTION,
     KIND_MASTER,
     KIND_OCCURRENCE,
@@ -28,6 +26,7 @@ from .types import (
     translate_items,
     wanted,
 )
+from .recurrence import graph_to_rrule, rrule_to_graph
 
 # Our single-value extended property: the CRM event's API id on events the CRM created.
 TAG_PROPERTY = "String {a16b08cb-cb99-44db-824b-896982902cc5} Name crmEventId"
@@ -171,8 +170,6 @@ def event_to_graph(payload: EventPayload, *, create: bool) -> dict[str, Any]:
 class GraphCalendarClient:
     """Reads and writes events of one Outlook calendar through Microsoft Graph."""
 
-    provider = Provider.OUTLOOK
-
     def __init__(
         self, session: ProviderSession, graph_base: str, calendar_id: str, page_size: int = 200
     ) -> None:
@@ -190,7 +187,7 @@ class GraphCalendarClient:
 
     def _get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         # Paging and delta links come from the response: follow them to Graph's host only.
-        require_same_origin(url, self._base, self.provider.label)
+        require_same_origin(url, self._base, self._session.label)
         response = self._session.request("GET", url, params=params, headers=self._headers)
         status = response.status_code
         # An expired delta link: 410, or any 4xx (400, 404...) whose code asks for a resync.
@@ -200,7 +197,7 @@ class GraphCalendarClient:
             raise SyncCursorExpired("Graph asked for a full resync")
         if status == 404:
             raise RemoteGone(url)
-        raise_for_status(response, self.provider, "read events")
+        raise_for_status(response, self._session.label, "read events")
         body: dict[str, Any] = response.json()
         return body
 
@@ -253,7 +250,7 @@ class GraphCalendarClient:
             json=event_to_graph(payload, create=True),
             headers=self._headers,
         )
-        raise_for_status(response, self.provider, "create an event")
+        raise_for_status(response, self._session.label, "create an event")
         return event_from_graph(response.json())
 
     def update(self, external_id: str, payload: EventPayload, etag: str | None) -> RemoteEvent:
@@ -273,7 +270,7 @@ class GraphCalendarClient:
             raise RemoteGone(external_id)
         if response.status_code in (409, 412):
             raise WriteConflict(external_id)
-        raise_for_status(response, self.provider, "update an event")
+        raise_for_status(response, self._session.label, "update an event")
         return event_from_graph(response.json())
 
     def delete(self, external_id: str) -> None:
@@ -281,4 +278,4 @@ class GraphCalendarClient:
         response = self._session.request("DELETE", f"{self._base}/me/events/{quote(external_id)}")
         if response.status_code in (404, 410):
             return
-        raise_for_status(response, self.provider, "delete an event")
+        raise_for_status(response, self._session.label, "delete an event")

@@ -1,22 +1,27 @@
-"""Outlook series: a calendar view lists occurrences and exceptions, never the master."""
+"""Series of providers whose listings show occurrences and exceptions, never the master."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ..providers.graph_calendar import GraphCalendarClient
-from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, RemoteEvent, RemoteGone
+from ..providers.types import (
+    KIND_EXCEPTION,
+    KIND_OCCURRENCE,
+    CalendarClient,
+    RemoteEvent,
+    RemoteGone,
+)
 from .apply import Puller
 from .reconcile import exclude_missing_occurrences
 
 
 @dataclass
-class OutlookSeries:
+class SeriesMasters:
     """Reads series masters (for their rules) as their instances show up in a delta round."""
 
     puller: Puller
-    client: GraphCalendarClient
+    client: CalendarClient
     fetched: set[str] = field(default_factory=set)
 
     def before(self, remote: RemoteEvent) -> None:

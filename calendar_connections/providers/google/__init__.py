@@ -1,0 +1,1 @@
+"""Google Calendar: its client, OAuth settings, account lookup and registration."""

@@ -1,0 +1,2 @@
+"""Outlook through Microsoft Graph: its client, OAuth settings, account lookup, recurrence
+dialect and registration."""

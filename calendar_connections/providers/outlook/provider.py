@@ -1,0 +1,35 @@
+"""Outlook as the registry knows it: Graph lists occurrences and has no EXDATE."""
+
+from __future__ import annotations
+
+from ...models import Provider
+from ..session import ProviderSession
+from ..spec import Capabilities, ClientContext, ProviderSpec
+from ..types import CalendarClient
+from .account import LABEL, api_base_url, fetch_account, oauth_config
+from .client import GraphCalendarClient
+
+
+def _client(context: ClientContext) -> CalendarClient:
+    settings = context.settings
+    http = ProviderSession(
+        LABEL, oauth_config(settings), settings, context.token, context.save_token
+    )
+    return GraphCalendarClient(
+        http, api_base_url(settings), context.calendar_id, page_size=settings.outlook_page_size
+    )
+
+
+OUTLOOK = ProviderSpec(
+    name=Provider.OUTLOOK,
+    label=LABEL,
+    oauth=oauth_config,
+    client=_client,
+    fetch_account=fetch_account,
+    capabilities=Capabilities(
+        lists_occurrences=True,
+        reports_unlisted_removals=False,
+        supports_exdate=False,
+        moves_instances_by_occurrence=True,
+    ),
+)
