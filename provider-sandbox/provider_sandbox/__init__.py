@@ -1,9 +1,10 @@
 """Provider sandbox: a local emulator of the Google and Microsoft APIs the service uses.
 
 Google OAuth under ``/google/o/oauth2/v2/auth``, ``/google/token``, ``/google/revoke``;
-Calendar v3 under ``/google/calendar/v3``; the Microsoft identity platform under
-``/microsoft/{tenant}/oauth2/v2.0``; Graph under ``/graph/v1.0``; the control API under
-``/sandbox``. Everything lives in memory behind one lock.
+Calendar v3 under ``/google/calendar/v3``, its batch endpoint at ``/google/batch/calendar/v3``;
+the Microsoft identity platform under ``/microsoft/{tenant}/oauth2/v2.0``; Graph under
+``/graph/v1.0``, JSON batching at ``/graph/v1.0/$batch``; the control API under ``/sandbox``.
+Everything lives in memory behind one lock.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from typing import Any
 from flask import Flask, Response
 from flask.typing import ResponseReturnValue
 
-from . import control, faults, google_auth, google_calendar, graph, microsoft_auth
+from . import (
+    control,
+    faults,
+    google_auth,
+    google_batch,
+    google_calendar,
+    graph,
+    graph_batch,
+    microsoft_auth,
+)
 from .errors import SandboxError
 from .store import SandboxStore
 
@@ -52,8 +62,10 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (
         google_auth.bp,
         google_calendar.bp,
+        google_batch.bp,
         microsoft_auth.bp,
         graph.bp,
+        graph_batch.bp,
         control.bp,
     ):
         app.register_blueprint(blueprint)

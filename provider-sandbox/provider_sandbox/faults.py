@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from .batch import BATCHED
 from .errors import GOOGLE_JSON, GRAPH_JSON, graph_error_body
 from .store import LogEntry, SandboxStore, current_store
 
@@ -157,6 +158,7 @@ def _after(response: Response) -> Response:
             params=request.args.to_dict(flat=False),
             status=response.status_code,
             fault=bool(g.get("sandbox_fault", False)),
+            batched=bool(request.environ.get(BATCHED, False)),
         )
         current_store().record(entry)
     return response

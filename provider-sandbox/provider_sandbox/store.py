@@ -84,6 +84,7 @@ class LogEntry:
     status: int
     fault: bool
     params: dict[str, list[str]] = field(default_factory=dict)  # the query, parsed
+    batched: bool = False  # one call of a batch request (the batch itself is logged too)
 
     def as_json(self) -> dict[str, Any]:
         """This entry as JSON."""
@@ -94,6 +95,7 @@ class LogEntry:
             "params": {name: list(values) for name, values in self.params.items()},
             "status": self.status,
             "fault": self.fault,
+            "batched": self.batched,
         }
 
 
