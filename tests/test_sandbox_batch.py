@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import requests
 import responses
 from flask import Flask
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
 
 from .support import microsoft_sandbox as graph
 from .support.batches import Call, google_answers, google_batch, graph_request
@@ -298,6 +301,60 @@ def test_graph_batch_auth_and_a_throttled_batch(client: FlaskClient) -> None:
     )
     assert throttled.status_code == 429 and throttled.headers["Retry-After"] == "3"
     assert _log(client) == [("POST", GRAPH_BATCH, 429, False, True)]
+
+
+# --- Requests in flight per mailbox ------------------------------------------------------
+
+
+def _at_once(app: Flask, count: int, send: Any) -> list[Any]:
+    """``send(client)`` from ``count`` threads released together; their answers in order."""
+    answers: list[Any] = [None] * count
+    start = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        client = app.test_client()
+        start.wait()
+        answers[index] = send(client)
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    return answers
+
+
+def test_graph_peak_in_flight_counts_batches_per_mailbox(app: Flask) -> None:
+    client = app.test_client()
+    headers = graph.connect(client)
+    other = graph.connect(client, "dave@outlook.test")
+    # A delayed call inside a batch keeps its batch in flight without holding up the others.
+    client.post("/sandbox/faults", json={"path": "/me/events", "delay": 0.4, "times": 6})
+    batch = {"requests": [graph_request("1", "POST", "/me/events", graph.event(1))]}
+    started = time.monotonic()
+    answers = _at_once(app, 6, lambda c: c.post(GRAPH_BATCH, headers=headers, json=batch))
+    assert time.monotonic() - started < 6 * 0.4
+    assert [a.json["responses"][0]["status"] for a in answers] == [201] * 6
+    client.get(f"{graph.GRAPH}/me", headers=other)
+    state = client.get("/sandbox/state").json
+    assert state["graphPeakInFlight"] == {"carol@outlook.test": 6, "dave@outlook.test": 1}
+    client.delete("/sandbox/requests")
+    assert client.get("/sandbox/state").json["graphPeakInFlight"] == {}
+
+
+def test_graph_mailbox_concurrency_limit_answers_429() -> None:
+    app = create_sandbox_app({"SANDBOX_GRAPH_MAILBOX_CONCURRENCY": 4})
+    control = app.test_client()
+    headers = graph.connect(control)
+    control.post("/sandbox/faults", json={"path": "/me", "delay": 0.5, "times": 4})
+    answers = _at_once(app, 6, lambda c: c.get(f"{graph.GRAPH}/me", headers=headers))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    refused = next(a for a in answers if a.status_code == 429)
+    assert refused.json["error"]["code"] == "ApplicationThrottled"
+    assert refused.headers["Retry-After"] == "1"
+    assert control.get("/sandbox/state").json["graphPeakInFlight"] == {"carol@outlook.test": 4}
+    assert control.get(f"{graph.GRAPH}/me", headers=headers).status_code == 200
 
 
 # --- Over HTTP, as the service will send them --------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from flask import Response, current_app, request
 from werkzeug.datastructures import Headers
@@ -10,8 +11,18 @@ from werkzeug.test import EnvironBuilder
 
 # The WSGI environ key that marks a request as one call of a batch (the request log says so).
 BATCHED = "provider_sandbox.batched"
+# The attribute that marks a view as taking the store's lock call by call, not for its whole run.
+UNLOCKED = "sandbox_unlocked"
+View = TypeVar("View", bound=Callable[..., object])
 # Outer headers an inner call never inherits: they describe the batch's own body and transport.
 _NOT_INHERITED = ("content-", "host", "transfer-encoding", "connection")
+
+
+def unlocked(view: View) -> View:
+    """Run ``view`` without the store's lock: each call it dispatches takes the lock itself, so
+    a delayed call (a fault's ``delay``) does not hold up every other request."""
+    setattr(view, UNLOCKED, True)
+    return view
 
 
 def inherited_headers() -> Headers:

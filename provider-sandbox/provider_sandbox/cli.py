@@ -36,8 +36,9 @@ def run_command(host: str, port: int) -> None:
     config: dict[str, Any] = {
         name: os.environ[name] for name in _ENV_SETTINGS if os.environ.get(name)
     }
-    if os.environ.get("SANDBOX_GRAPH_PAGE_SIZE"):
-        config["SANDBOX_GRAPH_PAGE_SIZE"] = int(os.environ["SANDBOX_GRAPH_PAGE_SIZE"])
+    for name in ("SANDBOX_GRAPH_PAGE_SIZE", "SANDBOX_GRAPH_MAILBOX_CONCURRENCY"):
+        if os.environ.get(name):
+            config[name] = int(os.environ[name])
     app = create_sandbox_app(config)
     base_url = f"http://{host}:{port}"
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -135,6 +135,7 @@ def state() -> Response:
             "changeSequence": store.seq,
             "faults": len(store.faults),
             "requests": dict(sorted(store.counts.items())),
+            "graphPeakInFlight": dict(sorted(store.peak_in_flight.items())),
         }
     )
 
@@ -147,10 +148,11 @@ def requests_log() -> Response:
 
 @bp.delete("/requests")
 def clear_requests() -> Response:
-    """Empty the request log and counts."""
+    """Empty the request log, the counts and the peaks of requests in flight."""
     store = current_store()
     store.log.clear()
     store.counts.clear()
+    store.peak_in_flight.clear()
     return Response(status=204)
 
 

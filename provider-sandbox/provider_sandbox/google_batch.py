@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
-from .batch import dispatch
+from .batch import dispatch, unlocked
 from .errors import google_error
 
 bp = Blueprint("sandbox_google_batch", __name__, url_prefix="/google")
@@ -88,6 +88,7 @@ def _answer_part(response: Response, content_id: str | None) -> EmailMessage:
 
 
 @bp.post("/batch/calendar/v3")
+@unlocked
 def calendar_batch() -> Response:
     """Run each part's call in order; answer 200 with one response part per call."""
     parts = _parts()

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from .batch import dispatch
+from .batch import dispatch, unlocked
 from .errors import GRAPH_JSON, graph_error, graph_error_body, json_response
 
 bp = Blueprint("sandbox_graph_batch", __name__, url_prefix="/graph/v1.0")
@@ -94,6 +94,7 @@ def _failed_dependency(ident: str) -> dict[str, Any]:
 
 
 @bp.post("/$batch")
+@unlocked
 def json_batch() -> Response:
     """Run each request in order; answer 200 with one sub-response per request."""
     items = _requests()

@@ -127,6 +127,8 @@ class SandboxStore:
             self.log: list[LogEntry] = []
             self.counts: Counter[str] = Counter()
             self.faults: list[Fault] = []
+            self.in_flight: Counter[str] = Counter()  # Graph requests being answered, per mailbox
+            self.peak_in_flight: dict[str, int] = {}  # the most at once, per mailbox
 
     def next_seq(self) -> int:
         """Bump and return the global change sequence (every write calls this)."""
