@@ -5,7 +5,8 @@ sync endpoint, against fake providers on loopback (see ``fake_providers``), and 
 same pages fetched and JSON-decoded by a plain loop, no database. Repetitions alternate floor
 and sync; the table shows medians, their ratio, and the database statements per pulled event.
 Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
-1,000) with the provider requests it took per event.
+1,000) with the provider requests it took per event; on PostgreSQL, the scheduler's claim of
+100 stale connections among 100,000 (see ``claim``).
 
     python -m bench [--events N] [--repeat K]
 
@@ -38,10 +39,13 @@ from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
 
+from .claim import measure_claim
 from .fake_providers import FakeProviders, serving
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 USER = "bench-user"
+CLAIM_AMONG = 100_000
+CLAIM_STALE = 100
 
 
 def floor(listing: str, next_key: str, params: dict[str, Any] | None = None) -> float:
@@ -258,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  {provider.title()} push of {args.push:,} new CRM events: {seconds:.2f} s, "
                     f"{requests_each:.2f} provider requests per event"
+                )
+            if label == "PostgreSQL":
+                seconds, statements = measure_claim(app, CLAIM_AMONG, CLAIM_STALE)
+                print(
+                    f"  scheduler claim of {CLAIM_STALE} stale among {CLAIM_AMONG:,} connections:"
+                    f" {seconds * 1000:.1f} ms, {statements} statements"
                 )
             with app.app_context():
                 db.engine.dispose()

@@ -4,18 +4,44 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    column,
+    func,
+    literal_column,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .base import Base, SyncStatus, UTCDateTime, utcnow
 from .event import EventLink
+
+# What a connection never synced counts as its last sync: before any real one. One key, so
+# that one index range is both "stale" and "oldest first" (an OR with IS NULL is not a range,
+# and SQLite has no NULLS FIRST in an index). Written as SQL, the same in the index and in the
+# queries, for PostgreSQL to match them.
+NEVER_SYNCED_AT = "'1970-01-01 00:00:00'"
 
 
 class CalendarConnection(Base):
     """One CRM user's link to one provider account (at most one per provider)."""
 
     __tablename__ = "calendar_connection"
-    __table_args__ = (UniqueConstraint("user_id", "provider"),)
+    __table_args__ = (
+        UniqueConstraint("user_id", "provider"),
+        # The scheduler's claim walks this in OLDEST_SYNC_FIRST order and stops after its
+        # batch, instead of reading and sorting every connection.
+        Index(
+            "ix_calendar_connection_sync_order",
+            func.coalesce(column("last_sync_at"), literal_column(NEVER_SYNCED_AT)),
+            "id",
+            postgresql_where=column("connected"),
+            sqlite_where=column("connected"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[str] = mapped_column(String(255), index=True)

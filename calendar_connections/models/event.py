@@ -145,15 +145,17 @@ class EventLink(Base):
     """The provider event (or, for Outlook, series occurrence) a CRM event is synced with."""
 
     __tablename__ = "event_link"
-    __table_args__ = (UniqueConstraint("connection_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("connection_id", "external_id"),
+        # An event's link with one connection in one probe: the push reads it per event.
+        Index("ix_event_link_event_id_connection_id_kind", "event_id", "connection_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     connection_id: Mapped[int] = mapped_column(
         ForeignKey("calendar_connection.id", ondelete="CASCADE")
     )
-    event_id: Mapped[int] = mapped_column(
-        ForeignKey("calendar_event.id", ondelete="CASCADE"), index=True
-    )
+    event_id: Mapped[int] = mapped_column(ForeignKey("calendar_event.id", ondelete="CASCADE"))
     external_id: Mapped[str] = mapped_column(String(1024))
     kind: Mapped[str] = mapped_column(String(16), default=LINK_EVENT)
     # For an occurrence: its start in the series, ISO 8601 (a date for all-day series).

@@ -15,11 +15,13 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, or_, select, update
+from sqlalchemy import ColumnElement, Engine, func, literal_column, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..models import CalendarConnection, utcnow
+from ..models.base import UTCDateTime
+from ..models.connection import NEVER_SYNCED_AT
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +50,22 @@ def claim(session: Session, connection_id: int, owner: str, ttl: timedelta) -> b
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def stale_since(cutoff: datetime) -> ColumnElement[bool]:
-    """Never synced, or last synced before ``cutoff``."""
-    return or_(
-        CalendarConnection.last_sync_at.is_(None),
-        CalendarConnection.last_sync_at < cutoff,
+def last_sync_key() -> ColumnElement[datetime]:
+    """When the connection last synced, the epoch if never: the key of
+    ``ix_calendar_connection_sync_order``."""
+    return func.coalesce(
+        CalendarConnection.last_sync_at, literal_column(NEVER_SYNCED_AT, UTCDateTime())
     )
 
 
-# Never synced first, then the longest unsynced.
-OLDEST_SYNC_FIRST = (
-    CalendarConnection.last_sync_at.is_not(None),
-    CalendarConnection.last_sync_at,
-    CalendarConnection.id,
-)
+def stale_since(cutoff: datetime) -> ColumnElement[bool]:
+    """Never synced, or last synced before ``cutoff``."""
+    return last_sync_key() < cutoff
+
+
+# Never synced first, then the longest unsynced: the order of the index, so PostgreSQL walks
+# it and stops after the first ``limit`` free rows instead of sorting every stale connection.
+OLDEST_SYNC_FIRST = (last_sync_key(), CalendarConnection.id)
 
 
 def claim_stale(
@@ -74,47 +78,42 @@ def claim_stale(
 ) -> list[int]:
     """Claim up to ``limit`` stale connections, oldest first; commits. Their ids.
 
-    Several schedulers (workers, hosts) call this at once: on PostgreSQL the candidates are
-    read with FOR UPDATE SKIP LOCKED so each takes different rows; everywhere the claim itself
-    re-checks, in one UPDATE, that the row is still free and still stale, so a connection
-    another scheduler has just synced is not synced again in the same round.
+    One UPDATE over a subquery of candidates. Several schedulers (workers, hosts) call this at
+    once: on PostgreSQL the candidates are read with FOR UPDATE SKIP LOCKED so each takes
+    different rows; everywhere the UPDATE re-checks that the row is still free and still stale,
+    so a connection another scheduler has just synced is not synced again in the same round.
     """
     now = utcnow()
     stale = stale_since(stale_before)
     free = or_(CalendarConnection.lease_owner.is_(None), CalendarConnection.lease_expires_at < now)
+    # The bare column (not ``IS true``), so PostgreSQL matches the index's ``WHERE connected``.
     candidates = (
         select(CalendarConnection.id)
-        .where(CalendarConnection.connected.is_(True), stale, free)
+        .where(CalendarConnection.connected, stale, free)
         .order_by(*OLDEST_SYNC_FIRST)
         .limit(limit)
     )
-    if session.get_bind().dialect.name != "postgresql":
-        # SQLite: one UPDATE over a subquery, so no read lock is upgraded to a write lock
-        # (two processes doing that deadlock at once instead of waiting).
-        session.execute(
-            update(CalendarConnection)
-            .where(CalendarConnection.id.in_(candidates.scalar_subquery()), stale, free)
-            .values(lease_owner=owner, lease_expires_at=now + ttl)
-            .execution_options(synchronize_session=False)
-        )
-        mine = list(
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    if on_postgres:
+        candidates = candidates.with_for_update(skip_locked=True)
+    claim_them = (
+        update(CalendarConnection)
+        .where(CalendarConnection.id.in_(candidates.scalar_subquery()), stale, free)
+        .values(lease_owner=owner, lease_expires_at=now + ttl)
+        .execution_options(synchronize_session=False)
+    )
+    if on_postgres:
+        claimed = list(session.execute(claim_them.returning(CalendarConnection.id)).scalars())
+    else:
+        # SQLite: no FOR UPDATE (one UPDATE over a subquery, so no read lock is upgraded to a
+        # write lock: two processes doing that deadlock at once instead of waiting), and the
+        # claimed rows are read back by owner rather than returned.
+        session.execute(claim_them)
+        claimed = list(
             session.execute(
                 select(CalendarConnection.id).where(CalendarConnection.lease_owner == owner)
             ).scalars()
         )
-        session.commit()
-        return mine
-    claimed: list[int] = []
-    locked = candidates.with_for_update(skip_locked=True)
-    for connection_id in list(session.execute(locked).scalars()):
-        result = session.execute(
-            update(CalendarConnection)
-            .where(CalendarConnection.id == connection_id, stale, free)
-            .values(lease_owner=owner, lease_expires_at=now + ttl)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(connection_id)
     session.commit()
     return claimed
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, exists, or_, select
+from sqlalchemy import ScalarSelect, and_, case, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from ..ical.recurrence import exdates
 from ..ical.rrule import RecurrenceError
@@ -52,31 +52,48 @@ def pending_events(
 
     Events pulled from another provider are never pushed here (no sync loops).
     """
-    link = (
-        select(EventLink)
-        .where(EventLink.connection_id == connection.id, EventLink.kind == LINK_EVENT)
-        .subquery()
-    )
+
+    # Each event's link with this connection, read by a correlated subquery rather than a
+    # join: PostgreSQL never turns a scalar subquery into a join, so every event costs one
+    # probe of ix_event_link_event_id_connection_id_kind whatever the statistics say (with
+    # stale ones, the outer join it replaces became a nested loop over every link, per event).
+    def link_column(column: InstrumentedAttribute[int]) -> ScalarSelect[int]:
+        return (
+            select(column)
+            .where(
+                EventLink.event_id == CalendarEvent.id,
+                EventLink.connection_id == connection.id,
+                EventLink.kind == LINK_EVENT,
+            )
+            # There is at most one (``Puller.link_for_event`` relies on it too). No ORDER BY:
+            # ordered by id, the primary key's index (scanned whole, filtered) looks as cheap
+            # as the probe to a planner that believes event_link empty.
+            .limit(1)
+            .scalar_subquery()
+        )
+
     window_date = window_start.astimezone(UTC).date()
+    new_here = and_(
+        CalendarEvent.deleted_at.is_(None),
+        # New to this calendar: only what has not ended before the sync window.
+        or_(
+            CalendarEvent.recurrence.is_not(None),
+            CalendarEvent.end_at >= window_start,
+            CalendarEvent.end_date > window_date,
+        ),
+    )
+    # Without a link, an event is pending when it is new here (-1 is below every version);
+    # with one, when the link holds an older version than the event's.
+    pushed_version = func.coalesce(
+        link_column(EventLink.synced_version),
+        case((new_here, -1), else_=CalendarEvent.version),
+    )
     rows = session.execute(
-        select(CalendarEvent.id, link.c.id)
-        .outerjoin(link, link.c.event_id == CalendarEvent.id)
+        select(CalendarEvent.id, link_column(EventLink.id))
         .where(
             CalendarEvent.user_id == connection.user_id,
             CalendarEvent.origin.in_([ORIGIN_CRM, connection.provider]),
-            or_(
-                and_(
-                    link.c.id.is_(None),
-                    CalendarEvent.deleted_at.is_(None),
-                    # New to this calendar: only what has not ended before the sync window.
-                    or_(
-                        CalendarEvent.recurrence.is_not(None),
-                        CalendarEvent.end_at >= window_start,
-                        CalendarEvent.end_date > window_date,
-                    ),
-                ),
-                link.c.synced_version < CalendarEvent.version,
-            ),
+            pushed_version < CalendarEvent.version,
         )
         # A series before its moved instances: they need its provider id.
         .order_by(CalendarEvent.series_id.is_not(None), CalendarEvent.id)
