@@ -19,7 +19,7 @@ from ..models import (
     EventLink,
     utcnow,
 )
-from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, RemoteEvent
+from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
 from .counts import Counts
 from .fields import (
     assign_fields,
@@ -227,9 +227,7 @@ class Puller:
                 return  # deleted in the CRM: the push deletes it at the provider
             # Changed at the provider after the CRM deleted it: the later change wins.
             event.deleted_at = None
-            incoming = storable_fields(remote.fields)
-            incoming.recurrence = merge_exdates(incoming.recurrence, event.recurrence)
-            assign_fields(event, incoming)
+            assign_fields(event, _incoming(remote, event))
             self._pulled_change(event, link, remote.updated)
             self.counts.updated += 1
             link.etag, link.remote_updated_at = remote.etag, remote.updated
@@ -239,8 +237,7 @@ class Puller:
             # The CRM's later change wins: the push overwrites the provider's whole version.
             link.etag, link.synced_fields = remote.etag, None
             return
-        incoming = storable_fields(remote.fields)
-        incoming.recurrence = merge_exdates(incoming.recurrence, event.recurrence)
+        incoming = _incoming(remote, event)
         if incoming != fields_of(event):
             assign_fields(event, incoming)
             self._pulled_change(event, link, remote.updated)
@@ -308,6 +305,14 @@ class Puller:
                 remote.series_external_id,
             )
         self.deferred = []
+
+
+def _incoming(remote: RemoteEvent, event: CalendarEvent) -> EventFields:
+    """The provider's version as the CRM stores it, keeping the cancelled instances the CRM
+    already knows of."""
+    incoming = storable_fields(remote.fields)
+    incoming.recurrence = merge_exdates(incoming.recurrence, event.recurrence)
+    return incoming
 
 
 # Errors that concern one listed item's data, not the database or the sync as a whole.

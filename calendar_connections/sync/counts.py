@@ -30,10 +30,10 @@ class Counts:
             :2000
         ]
 
-    def snapshot(self) -> tuple[int, int, int, int, int]:
-        """The counters, to restore after a rolled-back page."""
-        return (self.created, self.updated, self.deleted, self.pushed, len(self.skipped))
+    def snapshot(self) -> tuple[int, int, int, int]:
+        """The counters, to restore after a rolled-back page (skips recorded since stay)."""
+        return (self.created, self.updated, self.deleted, self.pushed)
 
-    def restore(self, saved: tuple[int, int, int, int, int]) -> None:
-        """Go back to ``snapshot()``'s counters (skips recorded since stay)."""
-        self.created, self.updated, self.deleted, self.pushed, _ = saved
+    def restore(self, saved: tuple[int, int, int, int]) -> None:
+        """Go back to ``snapshot()``'s counters."""
+        self.created, self.updated, self.deleted, self.pushed = saved
