@@ -44,9 +44,8 @@ class GraphSubscriptions:
     def __init__(self, http: ProviderSession, base_url: str, calendar_id: str | None) -> None:
         self._http = http
         self._base = base_url.rstrip("/")
-        self.resource = (
-            f"me/calendars/{quote(calendar_id, safe='')}/events" if calendar_id else "me/events"
-        )
+        # A resource path, not a URL: the calendar id goes as Graph gave it.
+        self.resource = f"me/calendars/{calendar_id}/events" if calendar_id else "me/events"
 
     def _send_expiring(
         self, method: str, url: str, body: dict[str, str], ttl_seconds: int
