@@ -31,7 +31,7 @@ from calendar_connections.sync.channels import (
 )
 
 from .support import payloads as p
-from .support.connections import BASE, OUTLOOK, connect
+from .support.connections import BASE, GOOGLE, OUTLOOK, authorize, connect
 from .support.google import Harness, page
 from .support.outlook import serve
 from .support.outlook import status as outlook_status
@@ -405,3 +405,40 @@ def test_push_renew_command_renews_due_channels(g: Harness) -> None:
     result = g.app.test_cli_runner().invoke(args=["calendar", "push-renew"])
     assert result.exit_code == 0, result.output
     assert "1 push channel(s) renewed." in result.output and len(watch.bodies) == 2
+
+
+def test_reconnecting_another_account_stops_the_old_accounts_channel(g: Harness) -> None:
+    watch, channel = opened_google(g, timedelta(days=7))
+    state = authorize(g.client, g.auth, GOOGLE)["state"]
+    g.http.post(GOOGLE.token_url, json=GOOGLE.token(2))
+    g.http.replace(responses.GET, p.GOOGLE_PRIMARY_URL, json=p.google_primary("bo@example.com"))
+    callback = f"{BASE}/google/callback?code=code-2&state={state}"
+    assert g.client.get(callback, headers=g.auth).status_code == 200
+
+    assert watch.stops == [{"id": channel.provider_channel_id, "resourceId": "resource-1"}]
+    stop = next(c.request for c in g.http.calls if c.request.url == STOP_URL)
+    assert stop.headers["Authorization"] == "Bearer ya29.access-1"  # the old account's grant
+    assert channels(g.app) == [] and google_status(g.client, g.auth)["pushActive"] is False
+
+
+def test_a_locked_channel_is_skipped_not_waited_for(g: Harness) -> None:
+    """PostgreSQL: a channel another renewer holds is skipped (SKIP LOCKED), not waited on."""
+    _, channel = opened_google(g, timedelta(hours=2))
+    due = channel.renew_at + timedelta(seconds=1)
+    with g.app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("row locks: PostgreSQL only (SQLite locks the whole database)")
+        holder, claimer = db.session.session_factory(), db.session.session_factory()
+        try:
+            holder.execute(
+                sa.select(PushChannel.id).where(PushChannel.id == channel.id).with_for_update()
+            )
+            claimer.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            assert claim_due_channels(claimer, now=due, hold=timedelta(minutes=2), limit=10) == []
+            holder.rollback()
+            assert claim_due_channels(claimer, now=due, hold=timedelta(minutes=2), limit=10) == [
+                channel.id
+            ]
+        finally:
+            holder.close()
+            claimer.close()
