@@ -395,16 +395,34 @@ def test_disconnect_goes_on_when_the_provider_cannot_stop_the_channel(
 
 
 def test_push_renew_command_renews_due_channels(g: Harness) -> None:
-    watch, channel = opened_google(g, timedelta(seconds=2))
-    with g.app.app_context():
-        session = db.session()
-        row = session.get(PushChannel, channel.id)
-        assert row is not None
-        row.renew_at = utcnow() - timedelta(seconds=1)
-        session.commit()
+    watch, channel = opened_google(g, timedelta(hours=2))
+    move(g.app, channel, renew_at=utcnow() - timedelta(seconds=1))
     result = g.app.test_cli_runner().invoke(args=["calendar", "push-renew"])
     assert result.exit_code == 0, result.output
     assert "1 push channel(s) renewed." in result.output and len(watch.bodies) == 2
+
+
+def move(app: Flask, channel: PushChannel, **values: datetime) -> None:
+    with app.app_context():
+        db.session.execute(
+            sa.update(PushChannel).where(PushChannel.id == channel.id).values(**values)
+        )
+        db.session.commit()
+
+
+def test_a_channel_that_ended_is_dropped_and_reopened_by_the_next_sync(g: Harness) -> None:
+    watch, channel = opened_google(g, timedelta(hours=2))
+    past = utcnow() - timedelta(minutes=1)
+    move(g.app, channel, renew_at=past, expires_at=past)
+    with g.app.app_context():
+        assert renew_due_channels(db.session(), get_settings(g.app), utcnow()) == 0
+    assert len(watch.bodies) == 1 and watch.stops == [] and channels(g.app) == []
+    assert google_status(g.client, g.auth)["pushActive"] is False
+
+    g.lists(page(token="s1"))
+    g.sync(0, 0, 0, 0)
+    assert len(watch.bodies) == 2 and len(channels(g.app)) == 1
+    assert google_status(g.client, g.auth)["pushActive"] is True
 
 
 def test_reconnecting_another_account_stops_the_old_accounts_channel(g: Harness) -> None:

@@ -160,7 +160,7 @@ def _record_failure(
     if connection is None:
         return None
     log.warning("push channel of connection %s: %s failed: %s", connection_id, action, message)
-    connection.push_error = f"Push notifications are not active: {action} failed: {message}"
+    connection.push_error = f"Push notifications: {action} failed: {message}"
     refresh_push_expiry(session, connection)
     session.commit()
     return connection
@@ -269,7 +269,9 @@ def _renew(session: Session, settings: Settings, channel: PushChannel) -> bool:
     connection = session.get(CalendarConnection, connection_id)
     if connection is None:
         return False
-    if not connection.connected:
+    if not connection.connected or channel.expires_at <= utcnow():
+        # Nothing to renew with, or nothing left to renew: the next successful sync of the
+        # connection opens a new channel (open_channel), polling meanwhile.
         session.delete(channel)
         refresh_push_expiry(session, connection)
         session.commit()
