@@ -36,7 +36,12 @@ def run_command(host: str, port: int) -> None:
     config: dict[str, Any] = {
         name: os.environ[name] for name in _ENV_SETTINGS if os.environ.get(name)
     }
-    for name in ("SANDBOX_GRAPH_PAGE_SIZE", "SANDBOX_GRAPH_MAILBOX_CONCURRENCY"):
+    for name in (
+        "SANDBOX_GRAPH_PAGE_SIZE",
+        "SANDBOX_GRAPH_MAILBOX_CONCURRENCY",
+        "SANDBOX_GOOGLE_CHANNEL_SECONDS",
+        "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS",
+    ):
         if os.environ.get(name):
             config[name] = int(os.environ[name])
     app = create_sandbox_app(config)
