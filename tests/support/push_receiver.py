@@ -120,7 +120,7 @@ def receiver(http: responses.RequestsMock) -> Iterator[Receiver]:
     server = make_server("127.0.0.1", 0, state, threaded=True)
     state.url = f"http://127.0.0.1:{server.server_port}"
     http.add_passthru(state.url)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield state
