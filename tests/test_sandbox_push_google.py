@@ -201,6 +201,9 @@ def test_overlapping_channels_are_both_notified_until_one_stops(
     assert wrong.status_code == 404
     assert client.post(STOP, headers=headers, json={"id": new["id"]}).status_code == 400
     assert client.post(STOP, json=stop).status_code == 401
+    stops = [e["status"] for e in client.get("/sandbox/requests").json if e["path"] == STOP]
+    assert stops == [204, 404, 404, 404, 400, 401]
+    assert client.get("/sandbox/state").json["requests"][f"POST {WATCH}"] == 2
 
 
 def test_an_expired_channel_sends_nothing(client: FlaskClient, receiver: Receiver) -> None:

@@ -195,6 +195,12 @@ def test_get_renew_delete_and_404s(client: FlaskClient, receiver: Receiver) -> N
         assert answer.json["error"]["code"] == "ResourceNotFound"
     [listed] = client.get("/sandbox/push").json["graphSubscriptions"]
     assert listed["deleted"] is True
+    logged = [(e["method"], e["status"]) for e in client.get("/sandbox/requests").json]
+    after_delete = [("DELETE", 204), ("GET", 404), ("PATCH", 404), ("DELETE", 404), ("GET", 404)]
+    assert logged[-5:] == after_delete
+    counts = client.get("/sandbox/state").json["requests"]
+    assert counts[f"POST {SUBSCRIPTIONS}"] == 1
+    assert counts[f"DELETE {url}"] == 3  # the stranger's, the owner's, the owner's again
     client.post(OWNER, json=event(4))
     assert settled(client)["pendingDeliveries"] == 0
     assert receiver.at(HOOK) == []

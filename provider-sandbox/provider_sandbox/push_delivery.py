@@ -94,13 +94,13 @@ class Deliverer:
 
     def _send(self, batch: list[Notification]) -> None:
         store = self._store
-        first = batch[0]
         with store.lock:
-            if first.epoch != store.epoch:
-                return
-            batch = [job for job in batch if store.push.still_live(job)]
+            batch = [
+                job for job in batch if job.epoch == store.epoch and store.push.still_live(job)
+            ]
         if not batch:
             return
+        first = batch[0]
         headers = dict(first.headers)
         body = b""
         if first.item is not None:
