@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import responses
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
+from provider_sandbox.cli import config_from_env
 
 from .support.batches import Call, google_batch
 from .support.google_sandbox import EVENTS, bearer, connect, timed
@@ -296,3 +298,28 @@ def test_faults_apply_to_watch_and_stop(client: FlaskClient, receiver: Receiver,
         assert view["googleChannels"] == []
     else:
         assert view["googleChannels"][0]["stopped"] is False
+
+
+def test_sandbox_run_reads_the_lifetimes_from_the_environment() -> None:
+    environ = {
+        "SANDBOX_GOOGLE_CHANNEL_SECONDS": "30",
+        "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS": "45",
+        "SANDBOX_TIME_ZONE": "Europe/Berlin",
+        "UNRELATED": "1",
+    }
+    config = config_from_env(environ)
+    assert config == {
+        "SANDBOX_GOOGLE_CHANNEL_SECONDS": 30,
+        "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS": 45,
+        "SANDBOX_TIME_ZONE": "Europe/Berlin",
+    }
+    client = create_sandbox_app(config).test_client()
+    expected = {"googleChannelSeconds": 30, "graphSubscriptionSeconds": 45}
+    assert client.get("/sandbox/push").json["lifetimes"] == expected
+    client.post("/sandbox/push/lifetimes", json={"graphSubscriptionSeconds": 5})
+    assert client.get("/sandbox/push").json["lifetimes"]["graphSubscriptionSeconds"] == 5
+    client.post("/sandbox/reset")
+    assert client.get("/sandbox/push").json["lifetimes"] == expected
+    for bad in ({"googleChannelSeconds": 0}, {"graphSubscriptionSeconds": "30"}, [1]):
+        assert client.post("/sandbox/push/lifetimes", json=bad).status_code == 400
+    assert client.get("/sandbox/push").json["lifetimes"] == expected

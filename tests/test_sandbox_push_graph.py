@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from provider_sandbox import create_sandbox_app
 
 from .support.microsoft_sandbox import GRAPH, connect, event
 from .support.push_receiver import Receiver, receiver, settled, wait_until
@@ -360,3 +361,17 @@ def test_faults_apply_to_subscriptions(
         [listed] = view["graphSubscriptions"]
         assert listed["deleted"] is False
         assert listed["expirationDateTime"] == made["expirationDateTime"]
+
+
+def test_a_mailbox_has_a_limited_number_of_live_subscriptions(receiver: Receiver) -> None:
+    client = create_sandbox_app({"SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS": 2}).test_client()
+    headers = connect(client, EMAIL)
+    first = _subscribed(client, headers, receiver)
+    _subscribed(client, headers, receiver)
+    full = _subscribe(client, headers, receiver)
+    assert full.status_code == 403
+    assert full.json["error"]["code"] == "ExtensionError"
+    assert len(receiver.at(HOOK, validations=True)) == 2  # refused before any handshake
+    assert _subscribe(client, connect(client, "dave@outlook.test"), receiver).status_code == 201
+    client.delete(f"{SUBSCRIPTIONS}/{first['id']}", headers=headers)
+    assert _subscribe(client, headers, receiver).status_code == 201

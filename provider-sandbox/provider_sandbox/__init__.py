@@ -45,6 +45,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # Lifetime caps (seconds) of Google channels and Graph subscriptions; settable at runtime.
     "SANDBOX_GOOGLE_CHANNEL_SECONDS": 604800,
     "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS": 4230 * 60,
+    "SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS": 1000,  # live subscriptions per mailbox (Outlook)
     "SANDBOX_PUSH_TIMEOUT": 5.0,  # seconds a notification URL has to answer a POST
 }
 

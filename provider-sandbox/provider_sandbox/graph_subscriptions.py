@@ -4,7 +4,8 @@ renew (``PATCH``) and delete.
 Creating one first POSTs ``?validationToken=...`` to ``notificationUrl`` and to
 ``lifecycleNotificationUrl`` (when given) and requires 200, ``text/plain`` and the exact token
 back within 10 s; that runs without the store's lock. ``expirationDateTime`` is capped by the
-sandbox's subscription lifetime; an expired or deleted subscription is gone (404).
+sandbox's subscription lifetime; an expired or deleted subscription is gone (404). A mailbox
+has at most ``SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS`` (1,000, as Outlook) live ones (403 beyond).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ bp = Blueprint("sandbox_graph_subscriptions", __name__, url_prefix="/graph/v1.0"
 
 VALIDATION_TIMEOUT = 10.0
 MAX_CLIENT_STATE = 128
+MAX_PER_MAILBOX = 1000  # Outlook's limit of subscriptions per mailbox, across all apps
 CHANGE_TYPES = ("created", "updated", "deleted")
 _RESOURCE = re.compile(r"me/(?:events|calendar/events|calendars/(?P<calendar>[^/]+)/events)", re.I)
 # Graph's tokens read like this: spaces and colons, so a receiver must decode the query string.
@@ -108,6 +110,24 @@ def _checked(body: dict[str, Any], account: Account, cap: int) -> dict[str, Any]
     }
 
 
+def _check_room(store: SandboxStore, account: Account) -> None:
+    """403 when the mailbox already has as many live subscriptions as Outlook allows."""
+    limit = int(store.config.get("SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS") or MAX_PER_MAILBOX)
+    moment = now()
+    live = sum(
+        1
+        for subscription in store.push.subscriptions.values()
+        if subscription.account == account.email and subscription.live(moment)
+    )
+    if live >= limit:
+        raise graph_error(
+            403,
+            "ExtensionError",
+            "Operation: Create; Exception: [Status Code: Forbidden; "
+            "Reason: Maximum number of subscriptions has been reached]",
+        )
+
+
 def _validate_url(store: SandboxStore, epoch: int, url: str) -> str | None:
     """POST the handshake to ``url``: None when it echoed the token, else why not."""
     token = f"{_TOKEN_TEXT} Request-Id: {uuid.uuid4()}"
@@ -146,11 +166,13 @@ def create() -> Response:
         if not isinstance(body, dict):
             raise _invalid("Empty Payload. JSON content expected.")
         fields = _checked(body, account, store.push.graph_subscription_seconds)
+        _check_room(store, account)
         epoch = store.epoch
     for url in (fields["notification_url"], fields["lifecycle_url"]):
         if url is not None and (problem := _validate_url(store, epoch, url)) is not None:
             raise graph_error(400, "ValidationError", problem)
     with store.lock:
+        _check_room(store, account)
         moment = now()
         subscription = GraphSubscription(
             id=str(uuid.uuid4()),
