@@ -26,6 +26,7 @@ WATCH = "/google/calendar/v3/calendars/primary/events/watch"
 STOP = "/google/calendar/v3/channels/stop"
 OWNER = f"/sandbox/google/{EMAIL}/events"
 HOOK = "/hooks/google"
+QUICK_RETRIES = {"SANDBOX_PUSH_RETRIES": 2, "SANDBOX_PUSH_RETRY_SECONDS": 0.05}
 
 
 def _watch(
@@ -228,7 +229,7 @@ def test_push_view_records_deliveries_and_reset_clears_it(
     headers = bearer(connect(client, EMAIL))
     client.post("/sandbox/push/lifetimes", json={"googleChannelSeconds": 60})
     channel = _opened(client, headers, receiver)
-    receiver.status = 500  # the receiver fails: the outcome is recorded all the same
+    receiver.status = 403  # the receiver refuses: the outcome is recorded all the same
     client.post(OWNER, json=timed(9, 9))
     receiver.wait_for(HOOK, 2)
     view = settled(client)
@@ -252,8 +253,8 @@ def test_push_view_records_deliveries_and_reset_clears_it(
     assert listed["address"] == receiver.url + HOOK
     assert listed["expired"] is False
     assert [(d["kind"], d["url"], d["status"], d["error"]) for d in view["deliveries"]] == [
-        ("google.sync", receiver.url + HOOK, 500, None),
-        ("google.exists", receiver.url + HOOK, 500, None),
+        ("google.sync", receiver.url + HOOK, 403, None),
+        ("google.exists", receiver.url + HOOK, 403, None),
     ]
 
     assert client.post("/sandbox/reset").status_code == 204
@@ -262,18 +263,43 @@ def test_push_view_records_deliveries_and_reset_clears_it(
     assert view["lifetimes"]["googleChannelSeconds"] == 604800  # back to the configured cap
 
 
-def test_an_unreachable_address_is_recorded_as_an_error(
-    client: FlaskClient, http: responses.RequestsMock
+def test_an_unreachable_address_is_recorded_as_an_error_and_retried(
+    http: responses.RequestsMock,
 ) -> None:
+    client = create_sandbox_app(QUICK_RETRIES).test_client()
     headers = bearer(connect(client, EMAIL))
     address = "http://127.0.0.1:9/nothing-listens"  # the discard port: nothing answers
     http.add_passthru(address)
     body = {"id": "c", "type": "web_hook", "address": address}
     assert client.post(WATCH, headers=headers, json=body).status_code == 200
-    wait_until(lambda: bool(client.get("/sandbox/push").json["deliveries"]), "a delivery")
-    [delivery] = settled(client)["deliveries"]
-    assert delivery["status"] is None
-    assert "ConnectionError" in delivery["error"]
+    wait_until(lambda: len(client.get("/sandbox/push").json["deliveries"]) == 3, "3 attempts")
+    deliveries = settled(client)["deliveries"]
+    assert [(d["attempt"], d["status"]) for d in deliveries] == [(1, None), (2, None), (3, None)]
+    assert all("ConnectionError" in d["error"] for d in deliveries)
+
+
+def test_a_5xx_answer_is_retried_with_the_same_message(receiver: Receiver) -> None:
+    client = create_sandbox_app(QUICK_RETRIES).test_client()
+    headers = bearer(connect(client, EMAIL))
+    receiver.failures = 2
+    _opened(client, headers, receiver)
+    messages = receiver.wait_for(HOOK, 3)
+    view = settled(client)
+    assert len(receiver.at(HOOK)) == 3
+    assert [(d["attempt"], d["status"]) for d in view["deliveries"]] == [
+        (1, 503),
+        (2, 503),
+        (3, 202),
+    ]
+    sent = {
+        (m.headers["X-Goog-Resource-State"], m.headers["X-Goog-Message-Number"]) for m in messages
+    }
+    assert sent == {("sync", "1")}  # the same message each time
+    receiver.status = 500  # always failing now: given up after the configured retries
+    client.post(OWNER, json=timed(10, 9))
+    wait_until(lambda: len(receiver.at(HOOK)) == 6, "three attempts")
+    assert [d["attempt"] for d in settled(client)["deliveries"][3:]] == [1, 2, 3]
+    assert len(receiver.at(HOOK)) == 6
 
 
 @pytest.mark.parametrize("path", [WATCH, STOP])

@@ -375,3 +375,16 @@ def test_a_mailbox_has_a_limited_number_of_live_subscriptions(receiver: Receiver
     assert _subscribe(client, connect(client, "dave@outlook.test"), receiver).status_code == 201
     client.delete(f"{SUBSCRIPTIONS}/{first['id']}", headers=headers)
     assert _subscribe(client, headers, receiver).status_code == 201
+
+
+def test_a_change_notification_answered_5xx_is_sent_again(receiver: Receiver) -> None:
+    config = {"SANDBOX_PUSH_RETRIES": 1, "SANDBOX_PUSH_RETRY_SECONDS": 0.05}
+    client = create_sandbox_app(config).test_client()
+    headers = connect(client, EMAIL)
+    _subscribed(client, headers, receiver)
+    receiver.failures = 1
+    client.post(OWNER, json=event(11))
+    first, again = _items(receiver, HOOK, 2)
+    assert first == again
+    changes = [d for d in settled(client)["deliveries"] if d["kind"] == "graph.change"]
+    assert [(d["attempt"], d["status"]) for d in changes] == [(1, 503), (2, 202)]

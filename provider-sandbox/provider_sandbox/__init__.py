@@ -47,6 +47,9 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS": 4230 * 60,
     "SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS": 1000,  # live subscriptions per mailbox (Outlook)
     "SANDBOX_PUSH_TIMEOUT": 5.0,  # seconds a notification URL has to answer a POST
+    # A notification answered 5xx (or not at all) is sent again, with exponential backoff.
+    "SANDBOX_PUSH_RETRIES": 3,
+    "SANDBOX_PUSH_RETRY_SECONDS": 1.0,
 }
 
 

@@ -4,6 +4,10 @@ A write queues its notifications and returns at once; the thread takes them one 
 under the store's lock that the channel or subscription is still live (and the sandbox was not
 reset since), POSTs without the lock, then records the outcome under it. Graph change
 notifications for the same URL queued close together go out as one ``{"value": [...]}``.
+
+As both providers do, a notification answered 500, 502, 503 or 504, or not answered at all, is
+sent again later with exponential backoff (``SANDBOX_PUSH_RETRIES`` times at most, the first
+after ``SANDBOX_PUSH_RETRY_SECONDS``); any other answer is final.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import json
 import queue
 import threading
-import time
 from collections import deque
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import requests
@@ -24,6 +28,9 @@ if TYPE_CHECKING:
     from .store import SandboxStore
 
 DEFAULT_TIMEOUT = 5.0  # seconds a notification URL has to answer
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_SECONDS = 1.0
+RETRIED_STATUSES = (500, 502, 503, 504)
 MAX_ITEMS = 100  # Graph change notifications sent in one POST at most
 
 
@@ -33,18 +40,18 @@ class Deliverer:
     def __init__(self, store: SandboxStore) -> None:
         self._store = store
         self._queue: queue.Queue[Notification] = queue.Queue()
-        self._start = threading.Lock()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._waiting_retries = 0
         self._session = requests.Session()
 
-    @property
-    def timeout(self) -> float:
-        """Seconds each POST may take."""
-        return float(self._store.config.get("SANDBOX_PUSH_TIMEOUT") or DEFAULT_TIMEOUT)
+    def _setting(self, name: str, default: float) -> float:
+        value = self._store.config.get(name)
+        return default if value is None else float(value)
 
     def submit(self, notification: Notification) -> None:
         """Queue ``notification`` (never blocks)."""
-        with self._start:
+        with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="sandbox-push-delivery", daemon=True
@@ -53,19 +60,9 @@ class Deliverer:
         self._queue.put(notification)
 
     def pending(self) -> int:
-        """Notifications queued or being sent."""
-        return self._queue.unfinished_tasks
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Wait until everything queued was sent (or dropped); False on timeout."""
-        deadline = time.monotonic() + timeout
-        condition = self._queue.all_tasks_done
-        with condition:
-            while self._queue.unfinished_tasks:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not condition.wait(remaining):
-                    return self._queue.unfinished_tasks == 0
-        return True
+        """Notifications queued, being sent, or waiting to be sent again."""
+        with self._lock:
+            return self._queue.unfinished_tasks + self._waiting_retries
 
     def _run(self) -> None:
         backlog: deque[Notification] = deque()
@@ -110,13 +107,39 @@ class Deliverer:
         error: str | None = None
         try:
             response = self._session.post(
-                first.url, data=body, headers=headers, timeout=self.timeout
+                first.url,
+                data=body,
+                headers=headers,
+                timeout=self._setting("SANDBOX_PUSH_TIMEOUT", DEFAULT_TIMEOUT),
             )
             status = response.status_code
         except requests.RequestException as exc:
             error = f"{type(exc).__name__}: {exc}"
-        delivery = Delivery(first.kind, first.url, first.target, status, error, now(), len(batch))
+        delivery = Delivery(
+            first.kind, first.url, first.target, status, error, now(), len(batch), first.attempt
+        )
         record(store, delivery, first.epoch)
+        if status is None or status in RETRIED_STATUSES:
+            self._retry_later(batch)
+
+    def _retry_later(self, batch: list[Notification]) -> None:
+        retries = int(self._setting("SANDBOX_PUSH_RETRIES", DEFAULT_RETRIES))
+        again = [replace(job, attempt=job.attempt + 1) for job in batch if job.attempt <= retries]
+        if not again:
+            return
+        first_delay = self._setting("SANDBOX_PUSH_RETRY_SECONDS", DEFAULT_RETRY_SECONDS)
+        delay = first_delay * 2 ** (again[0].attempt - 2)
+        with self._lock:
+            self._waiting_retries += len(again)
+        timer = threading.Timer(delay, self._requeue, args=(again,))
+        timer.daemon = True
+        timer.start()
+
+    def _requeue(self, jobs: list[Notification]) -> None:
+        with self._lock:
+            for job in jobs:
+                self._queue.put(job)
+            self._waiting_retries -= len(jobs)
 
 
 def record(store: SandboxStore, delivery: Delivery, epoch: int) -> None:

@@ -165,6 +165,7 @@ class Notification:
     epoch: int  # the store's epoch when queued (a reset drops it)
     headers: dict[str, str] = field(default_factory=dict)
     item: dict[str, Any] | None = None
+    attempt: int = 1  # 2 and more: sent again after a 5xx or no answer
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class Delivery:
     error: str | None
     at: datetime
     items: int = 1
+    attempt: int = 1
 
     def as_json(self) -> dict[str, Any]:
         """This delivery as ``GET /sandbox/push`` lists it."""
@@ -189,6 +191,7 @@ class Delivery:
             "error": self.error,
             "at": rfc3339_millis(self.at),
             "items": self.items,
+            "attempt": self.attempt,
         }
 
 

@@ -2,8 +2,8 @@
 
 The ``receiver`` fixture serves on ``127.0.0.1`` (a free port) from a thread, keeps every
 request it gets, answers Graph's validation handshake as told (``validation``) and everything
-else with ``status``. Tests wait for what they expect with ``wait_for`` (polling, with a
-deadline), never with fixed sleeps.
+else with ``status`` (503 for the next ``failures`` of them). Tests wait for what they expect
+with ``wait_for`` (polling, with a deadline), never with fixed sleeps.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.received: list[Received] = []
         self.status = 202
+        self.failures = 0  # this many notifications (handshakes aside) are answered 503 first
         self.validation = "echo"  # echo | wrong | status | json
         self.url = ""
 
@@ -66,7 +67,9 @@ class Receiver:
     def _answer(self, got: Received) -> Response:
         token = got.validation_token
         if token is None:
-            return Response(status=self.status)
+            with self.lock:
+                failing, self.failures = self.failures > 0, max(self.failures - 1, 0)
+            return Response(status=503 if failing else self.status)
         if self.validation == "wrong":
             return Response(token + "x", status=200, content_type="text/plain")
         if self.validation == "status":
