@@ -105,9 +105,8 @@ def events_watch(calendar_id: str) -> Response:
         opened_at=moment,
     )
     store.push.channels[channel_id] = channel
-    store.deliverer.submit(
-        Notification(GOOGLE_SYNC, address, channel_id, store.epoch, headers=channel.headers("sync"))
-    )
+    sync = channel.next_message("sync")
+    store.deliverer.submit(Notification(GOOGLE_SYNC, address, channel_id, store.epoch, sync))
     answer: dict[str, Any] = {
         "kind": "api#channel",
         "id": channel.id,

@@ -13,6 +13,7 @@ after ``SANDBOX_PUSH_RETRY_SECONDS``); any other answer is final.
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import threading
 from collections import deque
@@ -26,6 +27,8 @@ from .timezones import now
 
 if TYPE_CHECKING:
     from .store import SandboxStore
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0  # seconds a notification URL has to answer
 DEFAULT_RETRIES = 3
@@ -83,8 +86,8 @@ class Deliverer:
                 batch += same
             try:
                 self._send(batch)
-            except Exception:  # noqa: BLE001  # the thread must outlive any one delivery
-                pass
+            except Exception:  # the thread must outlive any one delivery
+                logger.exception("push delivery to %s failed", first.url)
             finally:
                 for _ in batch:
                     self._queue.task_done()

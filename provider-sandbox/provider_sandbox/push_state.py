@@ -52,7 +52,7 @@ class GoogleChannel:
         """Whether the channel still sends notifications."""
         return self.stopped_at is None and moment < self.expiration
 
-    def headers(self, state: str) -> dict[str, str]:
+    def next_message(self, state: str) -> dict[str, str]:
         """The headers of this channel's next message (its number counted up)."""
         self.messages += 1
         headers = {
@@ -230,7 +230,7 @@ class PushState:
 
 def google_resource_id(email: str) -> str:
     """Google's opaque id of an account's events collection (the same for every channel)."""
-    return hashlib.sha1(f"sandbox:events:{email}".encode()).hexdigest()[:27]  # noqa: S324
+    return hashlib.sha256(f"sandbox:events:{email}".encode()).hexdigest()[:27]
 
 
 def google_changed(store: SandboxStore, account: Account) -> None:
@@ -244,7 +244,7 @@ def google_changed(store: SandboxStore, account: Account) -> None:
                     channel.address,
                     channel.id,
                     store.epoch,
-                    headers=channel.headers("exists"),
+                    headers=channel.next_message("exists"),
                 )
             )
 
