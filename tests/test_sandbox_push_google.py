@@ -263,7 +263,7 @@ def test_push_view_records_deliveries_and_reset_clears_it(
     assert view["lifetimes"]["googleChannelSeconds"] == 604800  # back to the configured cap
 
 
-def test_an_unreachable_address_is_recorded_as_an_error_and_retried(
+def test_an_unreachable_address_is_recorded_as_an_error_not_retried(
     http: responses.RequestsMock,
 ) -> None:
     client = create_sandbox_app(QUICK_RETRIES).test_client()
@@ -272,10 +272,10 @@ def test_an_unreachable_address_is_recorded_as_an_error_and_retried(
     http.add_passthru(address)
     body = {"id": "c", "type": "web_hook", "address": address}
     assert client.post(WATCH, headers=headers, json=body).status_code == 200
-    wait_until(lambda: len(client.get("/sandbox/push").json["deliveries"]) == 3, "3 attempts")
-    deliveries = settled(client)["deliveries"]
-    assert [(d["attempt"], d["status"]) for d in deliveries] == [(1, None), (2, None), (3, None)]
-    assert all("ConnectionError" in d["error"] for d in deliveries)
+    wait_until(lambda: bool(client.get("/sandbox/push").json["deliveries"]), "a delivery")
+    [delivery] = settled(client)["deliveries"]
+    assert (delivery["attempt"], delivery["status"]) == (1, None)
+    assert "ConnectionError" in delivery["error"]
 
 
 def test_a_5xx_answer_is_retried_with_the_same_message(receiver: Receiver) -> None:

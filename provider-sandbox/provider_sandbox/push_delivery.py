@@ -5,9 +5,11 @@ under the store's lock that the channel or subscription is still live (and the s
 reset since), POSTs without the lock, then records the outcome under it. Graph change
 notifications for the same URL queued close together go out as one ``{"value": [...]}``.
 
-As both providers do, a notification answered 500, 502, 503 or 504, or not answered at all, is
-sent again later with exponential backoff (``SANDBOX_PUSH_RETRIES`` times at most, the first
-after ``SANDBOX_PUSH_RETRY_SECONDS``); any other answer is final.
+As Google documents, a notification answered 500, 502, 503 or 504 is sent again later with
+exponential backoff (``SANDBOX_PUSH_RETRIES`` times at most, the first after
+``SANDBOX_PUSH_RETRY_SECONDS``); any other answer is final, and so is no answer (a refused
+connection or a timeout is recorded, not retried: a sandbox mounted in a test must not keep
+sending after the test's HTTP mock is gone).
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class Deliverer:
             first.kind, first.url, first.target, status, error, now(), len(batch), first.attempt
         )
         record(store, delivery, first.epoch)
-        if status is None or status in RETRIED_STATUSES:
+        if status in RETRIED_STATUSES:
             self._retry_later(batch)
 
     def _retry_later(self, batch: list[Notification]) -> None:

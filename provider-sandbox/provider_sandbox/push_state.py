@@ -165,7 +165,7 @@ class Notification:
     epoch: int  # the store's epoch when queued (a reset drops it)
     headers: dict[str, str] = field(default_factory=dict)
     item: dict[str, Any] | None = None
-    attempt: int = 1  # 2 and more: sent again after a 5xx or no answer
+    attempt: int = 1  # 2 and more: sent again after a 5xx answer
 
 
 @dataclass(frozen=True)
