@@ -349,3 +349,22 @@ def test_sandbox_run_reads_the_lifetimes_from_the_environment() -> None:
     for bad in ({"googleChannelSeconds": 0}, {"graphSubscriptionSeconds": "30"}, [1]):
         assert client.post("/sandbox/push/lifetimes", json=bad).status_code == 400
     assert client.get("/sandbox/push").json["lifetimes"] == expected
+
+
+def test_a_held_delivery_blocks_neither_writes_nor_the_store(
+    client: FlaskClient, receiver: Receiver
+) -> None:
+    headers = bearer(connect(client, EMAIL))
+    receiver.gate.clear()  # the receiver takes the sync message and does not answer yet
+    _opened(client, headers, receiver)
+    receiver.wait_for(HOOK, 1)
+    for day in range(1, 21):  # a burst of 20 changes while a POST is in flight
+        assert client.post(OWNER, json=timed(day, 9)).status_code == 200
+    assert client.get("/sandbox/state").json["accounts"]["google"][0]["events"] == 20
+    assert len(receiver.at(HOOK)) == 1  # still held: the writes above did not wait for it
+    assert client.get("/sandbox/push").json["pendingDeliveries"] == 21
+    receiver.gate.set()
+    messages = receiver.wait_for(HOOK, 21)
+    numbers = [int(m.headers["X-Goog-Message-Number"]) for m in messages]
+    assert numbers == list(range(1, 22))
+    assert len(settled(client)["deliveries"]) == 21

@@ -4,10 +4,12 @@ receiver on loopback, renewal, deletion, change and lifecycle notifications, fau
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from provider_sandbox import create_sandbox_app
 
@@ -388,3 +390,40 @@ def test_a_change_notification_answered_5xx_is_sent_again(receiver: Receiver) ->
     assert first == again
     changes = [d for d in settled(client)["deliveries"] if d["kind"] == "graph.change"]
     assert [(d["attempt"], d["status"]) for d in changes] == [(1, 503), (2, 202)]
+
+
+def test_the_handshake_does_not_hold_the_store(app: Flask, receiver: Receiver) -> None:
+    client = app.test_client()
+    headers = connect(client, EMAIL)
+    receiver.gate.clear()
+    answers: list[Any] = []
+    creating = threading.Thread(
+        target=lambda: answers.append(_subscribe(app.test_client(), headers, receiver))
+    )
+    creating.start()
+    wait_until(lambda: bool(receiver.at(HOOK, validations=True)), "the handshake")
+    # While the handshake waits for its answer, the sandbox serves writes and reads.
+    assert client.post(f"{GRAPH}/me/events", headers=headers, json=event(12)).status_code == 201
+    assert client.get("/sandbox/push").json["graphSubscriptions"] == []
+    assert answers == []
+    receiver.gate.set()
+    creating.join(timeout=10)
+    assert [answer.status_code for answer in answers] == [201]
+
+
+def test_changes_close_together_share_a_post(client: FlaskClient, receiver: Receiver) -> None:
+    headers = connect(client, EMAIL)
+    _subscribed(client, headers, receiver)
+    receiver.gate.clear()  # the first notification is held: the rest queue up behind it
+    for day in range(1, 21):
+        assert client.post(OWNER, json=event(day)).status_code == 201
+    wait_until(lambda: bool(receiver.at(HOOK)), "the first notification")
+    receiver.gate.set()
+    items = _items(receiver, HOOK, 20)
+    assert len(items) == 20
+    assert [item["changeType"] for item in items] == ["created"] * 20
+    assert len({item["resourceData"]["id"] for item in items}) == 20
+    posts = receiver.at(HOOK)
+    assert len(posts) <= 2  # the held one, then everything queued meanwhile at once
+    changes = [d for d in settled(client)["deliveries"] if d["kind"] == "graph.change"]
+    assert sum(d["items"] for d in changes) == 20

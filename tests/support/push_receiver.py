@@ -47,6 +47,8 @@ class Receiver:
         self.received: list[Received] = []
         self.status = 202
         self.failures = 0  # this many notifications (handshakes aside) are answered 503 first
+        self.gate = threading.Event()  # cleared: requests are held (kept, not answered) until set
+        self.gate.set()
         self.validation = "echo"  # echo | wrong | status | json
         self.url = ""
 
@@ -62,6 +64,7 @@ class Receiver:
         )
         with self.lock:
             self.received.append(got)
+        self.gate.wait(DEADLINE)
         return self._answer(got)(environ, start_response)
 
     def _answer(self, got: Received) -> Response:
