@@ -303,6 +303,8 @@ def test_lifecycle_notifications_keep_the_subscription(
         "lifecycleEvent": lifecycle,
     }
     assert client.get(f"{SUBSCRIPTIONS}/{made['id']}", headers=headers).status_code == 200
+    reauthorized = client.post(f"{SUBSCRIPTIONS}/{made['id']}/reauthorize", headers=headers)
+    assert reauthorized.status_code == 204
     client.post(OWNER, json=event(9))
     assert [i["changeType"] for i in _items(receiver, HOOK, 1)] == ["created"]
 
@@ -315,6 +317,8 @@ def test_subscription_removed_removes_it(client: FlaskClient, receiver: Receiver
     [item] = _items(receiver, LIFECYCLE, 1)
     assert item["lifecycleEvent"] == "subscriptionRemoved"
     assert client.get(f"{SUBSCRIPTIONS}/{made['id']}", headers=headers).status_code == 404
+    gone = client.post(f"{SUBSCRIPTIONS}/{made['id']}/reauthorize", headers=headers)
+    assert gone.status_code == 404
     client.post(OWNER, json=event(10))
     view = settled(client)
     assert receiver.at(HOOK) == []

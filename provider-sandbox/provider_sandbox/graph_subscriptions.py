@@ -1,5 +1,5 @@
 """Graph subscriptions to a mailbox's events: create (with the validation handshake), get, list,
-renew (``PATCH``) and delete.
+renew (``PATCH``), reauthorize and delete.
 
 Creating one first POSTs ``?validationToken=...`` to ``notificationUrl`` and to
 ``lifecycleNotificationUrl`` (when given) and requires 200, ``text/plain`` and the exact token
@@ -229,6 +229,13 @@ def renew(subscription_id: str) -> Response:
     subscription.expiration = _expiration(body, store.push.graph_subscription_seconds)
     subscription.renewed_at = now()
     return _json({"@odata.context": _context(), **subscription.resource_json()})
+
+
+@bp.post("/subscriptions/<subscription_id>/reauthorize")
+def reauthorize(subscription_id: str) -> Response:
+    """Reauthorize a subscription (after ``reauthorizationRequired``): 204, expiry unchanged."""
+    _own(subscription_id)
+    return Response(status=204)
 
 
 @bp.delete("/subscriptions/<subscription_id>")
