@@ -252,9 +252,13 @@ def renew_due_channels(session: Session, settings: Settings, now: datetime) -> i
     )
     renewed = 0
     for channel_id in claimed:
-        channel = session.get(PushChannel, channel_id)
-        if channel is not None and _renew(session, settings, channel):
-            renewed += 1
+        try:
+            channel = session.get(PushChannel, channel_id)
+            if channel is not None and _renew(session, settings, channel):
+                renewed += 1
+        except Exception:  # one channel's failure must not cost the others their turn
+            session.rollback()
+            log.exception("push channel %s: renewal failed unexpectedly", channel_id)
     return renewed
 
 
