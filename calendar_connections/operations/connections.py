@@ -321,29 +321,34 @@ class ConnectionStatus:
     last_sync_error: str | None = None
 
 
+# The columns a status shows, labelled as ConnectionStatus's fields (a Core select of these,
+# not ORM objects: a status is read and shown, never changed). A field added to the status is
+# a column added here.
+STATUS_COLUMNS = (
+    CalendarConnection.provider,
+    CalendarConnection.connected,
+    CalendarConnection.calendar_id,
+    CalendarConnection.account_email,
+    CalendarConnection.last_sync_at,
+    CalendarConnection.last_sync_status,
+    CalendarConnection.last_sync_error,
+)
+
+
 def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
-    """One status per provider, GOOGLE then OUTLOOK, for providers never connected too."""
+    """One status per provider, GOOGLE then OUTLOOK, for providers never connected too; one
+    statement whatever the number of connections."""
     rows = session.execute(
-        select(CalendarConnection).where(CalendarConnection.user_id == user_id)
-    ).scalars()
-    by_provider = {row.provider: row for row in rows}
+        select(*STATUS_COLUMNS).where(CalendarConnection.user_id == user_id)
+    ).mappings()
+    by_provider = {row["provider"]: row for row in rows}
     statuses = []
     for provider in Provider:
         row = by_provider.get(provider.value)
         if row is None:
             statuses.append(ConnectionStatus(provider.value, connected=False))
-            continue
-        statuses.append(
-            ConnectionStatus(
-                provider.value,
-                connected=bool(row.connected),
-                calendar_id=row.calendar_id,
-                account_email=row.account_email,
-                last_sync_at=row.last_sync_at,
-                last_sync_status=row.last_sync_status,
-                last_sync_error=row.last_sync_error,
-            )
-        )
+        else:
+            statuses.append(ConnectionStatus(**{**row, "connected": bool(row["connected"])}))
     return statuses
 
 

@@ -63,11 +63,36 @@ class InvalidEvent(ValueError):
         self.message = message
 
 
+# What a list shows of each event: EventSchema's attributes, by column (a Core select of these,
+# not ORM objects: a page is read and shown, never changed).
+LISTED_COLUMNS = (
+    CalendarEvent.id,
+    CalendarEvent.title,
+    CalendarEvent.description,
+    CalendarEvent.location,
+    CalendarEvent.all_day,
+    CalendarEvent.start_at,
+    CalendarEvent.end_at,
+    CalendarEvent.start_date,
+    CalendarEvent.end_date,
+    CalendarEvent.time_zone,
+    CalendarEvent.recurrence,
+    CalendarEvent.status,
+    CalendarEvent.series_id,
+    CalendarEvent.original_start_at,
+    CalendarEvent.original_start_date,
+    CalendarEvent.created_at,
+    CalendarEvent.updated_at,
+)
+
+
 @dataclass(frozen=True)
 class EventPage:
-    """One page of a list, and how many events the whole list has."""
+    """One page of a list (rows of ``LISTED_COLUMNS``), the provider event ids each of its
+    events is synced with, and how many events the whole list has."""
 
-    items: Sequence[CalendarEvent]
+    rows: Sequence[Any]
+    sources: dict[int, dict[str, str]]
     total: int
 
 
@@ -223,19 +248,27 @@ def list_events(
     offset: int = 0,
     limit: int | None = None,
 ) -> EventPage:
-    """The user's live events overlapping [start, end), ordered by start then id."""
-    query = select(CalendarEvent).where(
+    """The user's live events overlapping [start, end), ordered by start then id.
+
+    Three statements whatever the page size: the list's count, the page, the page's sources.
+    (A window count in the page's statement costs SQLite a sort of the whole list.)
+    """
+    matching = (
         CalendarEvent.user_id == user_id,
         CalendarEvent.deleted_at.is_(None),
         *_overlapping(start, end),
     )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    total = session.scalar(select(func.count()).select_from(CalendarEvent).where(*matching))
     # Timed and all-day starts in one order: a date sorts as its midnight (UTC).
     first = func.coalesce(CalendarEvent.start_at, CalendarEvent.start_date)
-    items = session.scalars(
-        query.order_by(first, CalendarEvent.id).offset(offset).limit(limit)
+    rows = session.execute(
+        select(*LISTED_COLUMNS)
+        .where(*matching)
+        .order_by(first, CalendarEvent.id)
+        .offset(offset)
+        .limit(limit)
     ).all()
-    return EventPage(items, total)
+    return EventPage(rows, sources_of(session, [row.id for row in rows]), total or 0)
 
 
 def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
