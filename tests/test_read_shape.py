@@ -15,7 +15,9 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_smorest import Blueprint
 
+from calendar_connections.api.common import ApiBlueprint
 from calendar_connections.auth import issue_token
 from calendar_connections.extensions import db
 from calendar_connections.jwt_manager import VERIFIED_TOKENS_KEY
@@ -260,3 +262,12 @@ def test_a_remembered_token_that_expired_is_refused(app: Flask, client: FlaskCli
     response = client.get(STATUS, headers={"Authorization": f"Bearer {expired}"})
     assert response.status_code == 401
     assert response.json["detail"] == "The Bearer token has expired."
+
+
+@pytest.mark.parametrize(
+    ("page", "page_size", "total"),
+    [(1, 10, 0), (1, 10, 5), (1, 10, 10), (2, 10, 11), (3, 10, 25), (4, 10, 25), (1, 100, 3000)],
+)
+def test_the_pagination_header_is_flask_smorests(page: int, page_size: int, total: int) -> None:
+    ours = ApiBlueprint._make_pagination_metadata(page, page_size, total)
+    assert ours == Blueprint._make_pagination_metadata(page, page_size, total)

@@ -9,9 +9,21 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from ..ical.recurrence import validate_recurrence
@@ -246,43 +258,62 @@ def list_events(
     start: datetime | None = None,
     end: datetime | None = None,
     offset: int = 0,
-    limit: int | None = None,
+    limit: int,
 ) -> EventPage:
     """The user's live events overlapping [start, end), ordered by start then id.
 
     Three statements whatever the page size: the list's count, the page, the page's sources.
-    (A window count in the page's statement costs SQLite a sort of the whole list.)
+    (A window count in the page's statement costs SQLite a sort of the whole list.) The
+    statements are built once per process; a request binds its values.
     """
+    count, page = _listing(start is not None, end is not None)
+    window: dict[str, Any] = {"user_id": user_id}
+    if end is not None:
+        window.update(end=end, end_day=_days_before(end))
+    if start is not None:
+        window.update(start=start, start_day=start.astimezone(UTC).date())
+    connection = session.connection()
+    total = connection.execute(count, window).scalar_one()
+    rows = connection.execute(page, {**window, "offset": offset, "limit": limit}).all()
+    return EventPage(rows, sources_of(session, [row.id for row in rows]), total)
+
+
+@cache
+def _listing(
+    bounded_start: bool, bounded_end: bool
+) -> tuple[Select[int], Select[*tuple[Any, ...]]]:
+    """The count and page statements of a list, with or without each bound of its window."""
     matching = (
-        CalendarEvent.user_id == user_id,
+        CalendarEvent.user_id == bindparam("user_id"),
         CalendarEvent.deleted_at.is_(None),
-        *_overlapping(start, end),
+        *_overlapping(bounded_start, bounded_end),
     )
-    total = session.scalar(select(func.count()).select_from(CalendarEvent).where(*matching))
+    count = select(func.count()).select_from(CalendarEvent).where(*matching)
     # Timed and all-day starts in one order: a date sorts as its midnight (UTC).
     first = func.coalesce(CalendarEvent.start_at, CalendarEvent.start_date)
-    rows = session.execute(
+    page = (
         select(*LISTED_COLUMNS)
         .where(*matching)
         .order_by(first, CalendarEvent.id)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return EventPage(rows, sources_of(session, [row.id for row in rows]), total or 0)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return count, page
 
 
-def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+def _overlapping(bounded_start: bool, bounded_end: bool) -> list[ColumnElement[bool]]:
+    """Overlapping [start, end): bound as ``start``/``start_day`` and ``end``/``end_day``."""
     timed = CalendarEvent.all_day.is_(False)
     all_day = CalendarEvent.all_day.is_(True)
     conditions: list[ColumnElement[bool]] = []
-    if end is not None:
+    if bounded_end:
         conditions.append(
             or_(
-                and_(timed, CalendarEvent.start_at < end),
-                and_(all_day, CalendarEvent.start_date < _days_before(end)),
+                and_(timed, CalendarEvent.start_at < bindparam("end")),
+                and_(all_day, CalendarEvent.start_date < bindparam("end_day")),
             )
         )
-    if start is not None:
+    if bounded_start:
         # A series is listed from its first start on, whatever its rule: its end is no bound.
         recurring = and_(
             CalendarEvent.recurrence.is_not(None),
@@ -292,8 +323,8 @@ def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnEle
         conditions.append(
             or_(
                 recurring,
-                and_(timed, CalendarEvent.end_at > start),
-                and_(all_day, CalendarEvent.end_date > start.astimezone(UTC).date()),
+                and_(timed, CalendarEvent.end_at > bindparam("start")),
+                and_(all_day, CalendarEvent.end_date > bindparam("start_day")),
             )
         )
     return conditions
@@ -310,17 +341,24 @@ def _days_before(instant: datetime) -> date:
         return date.max
 
 
+_SOURCES = (
+    select(EventLink.event_id, CalendarConnection.provider, EventLink.external_id)
+    .join(CalendarConnection, CalendarConnection.id == EventLink.connection_id)
+    .where(
+        EventLink.event_id.in_(bindparam("event_ids", expanding=True)),
+        EventLink.kind == LINK_EVENT,
+    )
+    .order_by(EventLink.id)
+)
+
+
 def sources_of(session: Session, event_ids: Collection[int]) -> dict[int, dict[str, str]]:
-    """Per event id, the provider event ids its links point at: ``{"GOOGLE": "abc123"}``."""
+    """Per event id, the provider event ids its links point at: ``{"GOOGLE": "abc123"}``; one
+    statement for all of them. Reads what the session has flushed."""
     sources: dict[int, dict[str, str]] = {event_id: {} for event_id in event_ids}
     if not sources:
         return sources
-    rows = session.execute(
-        select(EventLink.event_id, CalendarConnection.provider, EventLink.external_id)
-        .join(CalendarConnection, CalendarConnection.id == EventLink.connection_id)
-        .where(EventLink.event_id.in_(sources), EventLink.kind == LINK_EVENT)
-        .order_by(EventLink.id)
-    )
+    rows = session.connection().execute(_SOURCES, {"event_ids": list(sources)})
     for event_id, provider, external_id in rows:
         sources[event_id][provider] = external_id
     return sources
