@@ -10,7 +10,7 @@ from typing import Any
 
 from authlib.common.security import generate_token
 from cryptography.fernet import InvalidToken
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -333,14 +333,13 @@ STATUS_COLUMNS = (
     CalendarConnection.last_sync_status,
     CalendarConnection.last_sync_error,
 )
+_STATUSES = select(*STATUS_COLUMNS).where(CalendarConnection.user_id == bindparam("user_id"))
 
 
 def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
     """One status per provider, GOOGLE then OUTLOOK, for providers never connected too; one
-    statement whatever the number of connections."""
-    rows = session.execute(
-        select(*STATUS_COLUMNS).where(CalendarConnection.user_id == user_id)
-    ).mappings()
+    statement whatever the number of connections. Reads what the session has flushed."""
+    rows = session.connection().execute(_STATUSES, {"user_id": user_id}).mappings()
     by_provider = {row["provider"]: row for row in rows}
     statuses = []
     for provider in Provider:
