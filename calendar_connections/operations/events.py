@@ -30,6 +30,7 @@ from ..ical.recurrence import validate_recurrence
 from ..ical.rrule import RecurrenceError
 from ..models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
 from ..models.event import WRITABLE_COLUMNS
+from .reads import read_connection
 
 DEFAULT_ZONE = "UTC"
 DEFAULT_STATUS = "confirmed"
@@ -272,7 +273,7 @@ def list_events(
         window.update(end=end, end_day=_days_before(end))
     if start is not None:
         window.update(start=start, start_day=start.astimezone(UTC).date())
-    connection = session.connection()
+    connection = read_connection(session)
     total = connection.execute(count, window).scalar_one()
     rows = connection.execute(page, {**window, "offset": offset, "limit": limit}).all()
     return EventPage(rows, sources_of(session, [row.id for row in rows]), total)
