@@ -13,11 +13,13 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Integer,
     Select,
     String,
     and_,
+    any_,
     bindparam,
     cast,
     func,
@@ -345,11 +347,14 @@ def _days_before(instant: datetime) -> date:
 _SOURCES = (
     select(EventLink.event_id, CalendarConnection.provider, EventLink.external_id)
     .join(CalendarConnection, CalendarConnection.id == EventLink.connection_id)
-    .where(
-        EventLink.event_id.in_(bindparam("event_ids", expanding=True)),
-        EventLink.kind == LINK_EVENT,
-    )
+    .where(EventLink.kind == LINK_EVENT)
     .order_by(EventLink.id)
+)
+_SOURCES_IN_LIST = _SOURCES.where(EventLink.event_id.in_(bindparam("event_ids", expanding=True)))
+# PostgreSQL: the ids as one array, one statement text whatever their number (prepared once,
+# instead of a hundred parameters parsed and planned per request).
+_SOURCES_IN_ARRAY = _SOURCES.where(
+    EventLink.event_id == any_(bindparam("event_ids", type_=ARRAY(Integer)))
 )
 
 
@@ -359,7 +364,9 @@ def sources_of(session: Session, event_ids: Collection[int]) -> dict[int, dict[s
     sources: dict[int, dict[str, str]] = {event_id: {} for event_id in event_ids}
     if not sources:
         return sources
-    rows = session.connection().execute(_SOURCES, {"event_ids": list(sources)})
+    connection = session.connection()
+    statement = _SOURCES_IN_ARRAY if connection.dialect.name == "postgresql" else _SOURCES_IN_LIST
+    rows = connection.execute(statement, {"event_ids": list(sources)})
     for event_id, provider, external_id in rows:
         sources[event_id][provider] = external_id
     return sources
