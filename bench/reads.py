@@ -178,7 +178,8 @@ def _read_response(sock: socket.socket, buffer: bytearray) -> int:
 def _client(port: int, request: bytes, until: float, counted_from: float, out: list[int]) -> None:
     done = failed = 0
     buffer = bytearray()
-    with socket.create_connection(("127.0.0.1", port)) as sock:
+    # A server that stops answering fails the bench instead of hanging it.
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while (now := time.monotonic()) < until:
             sock.sendall(request)
