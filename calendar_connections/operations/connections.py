@@ -30,7 +30,7 @@ from ..providers.spec import ProviderSpec
 from ..sync import lease
 from ..sync.engine import SyncAlreadyRunning
 from ..token_store import load_token, save_token
-from .reads import read_connection
+from .reads import reading
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +340,8 @@ _STATUSES = select(*STATUS_COLUMNS).where(CalendarConnection.user_id == bindpara
 def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
     """One status per provider, GOOGLE then OUTLOOK, for providers never connected too; one
     statement whatever the number of connections. Reads what the session has flushed."""
-    rows = read_connection(session).execute(_STATUSES, {"user_id": user_id}).mappings()
+    with reading(session) as connection:
+        rows = connection.execute(_STATUSES, {"user_id": user_id}).mappings().all()
     by_provider = {row["provider"]: row for row in rows}
     statuses = []
     for provider in Provider:

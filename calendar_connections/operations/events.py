@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    Connection,
     Integer,
     Select,
     String,
@@ -32,7 +33,7 @@ from ..ical.recurrence import validate_recurrence
 from ..ical.rrule import RecurrenceError
 from ..models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
 from ..models.event import WRITABLE_COLUMNS
-from .reads import read_connection
+from .reads import reading
 
 DEFAULT_ZONE = "UTC"
 DEFAULT_STATUS = "confirmed"
@@ -275,10 +276,11 @@ def list_events(
         window.update(end=end, end_day=_days_before(end))
     if start is not None:
         window.update(start=start, start_day=start.astimezone(UTC).date())
-    connection = read_connection(session)
-    total = connection.execute(count, window).scalar_one()
-    rows = connection.execute(page, {**window, "offset": offset, "limit": limit}).all()
-    return EventPage(rows, sources_of(session, [row.id for row in rows]), total)
+    with reading(session) as connection:
+        total = connection.execute(count, window).scalar_one()
+        rows = connection.execute(page, {**window, "offset": offset, "limit": limit}).all()
+        sources = _sources(connection, [row.id for row in rows])
+    return EventPage(rows, sources, total)
 
 
 @cache
@@ -361,13 +363,17 @@ _SOURCES_IN_ARRAY = _SOURCES.where(
 def sources_of(session: Session, event_ids: Collection[int]) -> dict[int, dict[str, str]]:
     """Per event id, the provider event ids its links point at: ``{"GOOGLE": "abc123"}``; one
     statement for all of them. Reads what the session has flushed."""
+    return _sources(session.connection(), event_ids)
+
+
+def _sources(connection: Connection, event_ids: Collection[int]) -> dict[int, dict[str, str]]:
     sources: dict[int, dict[str, str]] = {event_id: {} for event_id in event_ids}
     if not sources:
         return sources
-    connection = session.connection()
     statement = _SOURCES_IN_ARRAY if connection.dialect.name == "postgresql" else _SOURCES_IN_LIST
-    rows = connection.execute(statement, {"event_ids": list(sources)})
-    for event_id, provider, external_id in rows:
+    for event_id, provider, external_id in connection.execute(
+        statement, {"event_ids": list(sources)}
+    ):
         sources[event_id][provider] = external_id
     return sources
 
