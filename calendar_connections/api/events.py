@@ -38,6 +38,8 @@ blp = ApiBlueprint(
     description="The CRM user's calendar events, synced with the connected calendars",
 )
 
+# Dumps a created event's stored answer (one schema for the process, not one per request).
+_EVENT = EventSchema()
 # Event ids are 32-bit on PostgreSQL: a larger id is a 404, not a database error.
 EVENT_PATH = "/<int(max=2147483647):id>"
 
@@ -58,7 +60,7 @@ def _create(data: dict[str, Any]) -> StoredAnswer:
     session = db.session()
     event = events.create_event(session, current_user_id(), data)
     # The whole answer is built before the commit: once committed, nothing can fail.
-    body = EventSchema().dump(events.describe(session, [event])[0])
+    body = _EVENT.dump(events.describe(session, [event])[0])
     location = url_for("events.EventById", id=event.id)
     return StoredAnswer(201, current_app.json.dumps(body), location)
 
