@@ -6,7 +6,8 @@ same pages fetched and JSON-decoded by a plain loop, no database. Repetitions al
 and sync; the table shows medians, their ratio, and the database statements per pulled event.
 Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
 1,000) with the provider requests it took per event; on PostgreSQL, the scheduler's claim of
-100 stale connections among 100,000 (see ``claim``).
+100 stale connections among 100,000 (see ``claim``). Last, the events list and the connection
+status under gunicorn, in requests per second as a ratio to a bare Flask route (see ``reads``).
 
     python -m bench [--events N] [--repeat K]
 
@@ -41,6 +42,7 @@ from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
 
 from .claim import measure_claim
 from .fake_providers import FakeProviders, serving
+from .reads import measure_reads, print_rows
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 USER = "bench-user"
@@ -240,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--push", type=int, default=1_000, help="new CRM events to push")
+    parser.add_argument(
+        "--read-events", type=int, default=3_000, help="events of the user whose list is read"
+    )
+    parser.add_argument(
+        "--read-seconds", type=float, default=2.0, help="seconds of load per read measurement"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake request
     print(f"full pull of {args.events:,} events; medians of {args.repeat} alternating runs")
@@ -269,6 +277,11 @@ def main(argv: list[str] | None = None) -> int:
                     f"  scheduler claim of {CLAIM_STALE} stale among {CLAIM_AMONG:,} connections:"
                     f" {seconds * 1000:.1f} ms, {statements} statements"
                 )
+            # Last: it empties the database for a calendar of its own.
+            rows = measure_reads(
+                app, url, events=args.read_events, duration=args.read_seconds, repeat=args.repeat
+            )
+            print_rows(label, rows)
             with app.app_context():
                 db.engine.dispose()
     sys.stdout.flush()
