@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ScalarSelect, and_, case, delete, exists, func, or_, select
@@ -20,7 +21,7 @@ from ..models import (
     EventLink,
     utcnow,
 )
-from ..providers.errors import ProviderRejected
+from ..providers.errors import ProviderError, ProviderRejected
 from ..providers.spec import Capabilities
 from ..providers.types import (
     CalendarClient,
@@ -28,7 +29,9 @@ from ..providers.types import (
     EventPayload,
     RemoteEvent,
     RemoteGone,
+    Write,
     WriteConflict,
+    WriteResult,
 )
 from .apply import Puller
 from .fields import assign_fields, changed_groups, fields_of, mark_synced, occurrence_key
@@ -102,14 +105,37 @@ def pending_events(
 
 
 class EventVanished(Exception):
-    """The CRM event was deleted while the provider wrote it; its copy was removed."""
+    """The CRM event was deleted while the provider wrote it; its copy must be removed."""
+
+    def __init__(self, external_id: str) -> None:
+        super().__init__(external_id)
+        self.external_id = external_id
+
+
+@dataclass
+class PushItem:
+    """One pending event's write in a batch, with what recording it needs.
+
+    ``kind``: ``insert`` (a new provider event), ``move`` (a moved instance written onto the
+    listed occurrence it replaces), ``update`` or ``delete``; ``version`` is the CRM version
+    the write carries, the one recorded.
+    """
+
+    event_id: int
+    event: CalendarEvent
+    link: EventLink | None
+    kind: str
+    write: Write
+    version: int
 
 
 class Pusher:
-    """Writes pending CRM changes to one provider, committing after each event.
+    """Writes pending CRM changes to one provider in batches, committing after each batch.
 
     A write records the CRM version it carried, not the version the event has when the
     provider answers: a change made through the API meanwhile stays pending for the next push.
+    Each write's answer is handled on its own: a conflict, a vanished provider event or a
+    refusal concerns that event alone, and the rest of its batch lands.
     """
 
     def __init__(self, puller: Puller, client: CalendarClient, capabilities: Capabilities) -> None:
@@ -119,47 +145,153 @@ class Pusher:
         self.client = client
         self.counts = puller.counts
         self.capabilities = capabilities
+        # Occurrences a written series excludes, to delete where there is no EXDATE: with
+        # the series' link and the version that write carried.
+        self._excluded: list[tuple[int, EventLink, int, EventLink]] = []
 
     def push_all(self, window_start: datetime) -> None:
-        """Push every pending event; one provider write per change. An event the provider
-        refuses (or cannot express) is skipped and left pending; the others go on."""
-        for event_id, link_id in pending_events(self.session, self.connection, window_start):
-            event = self.session.get(CalendarEvent, event_id)
-            link = self.session.get(EventLink, link_id) if link_id is not None else None
-            if event is None or (link_id is not None and link is None):
-                continue  # removed since the list was read (by the API or a pull)
-            try:
-                self.push(event, link)
-                self.puller.guard()
-                self.session.commit()
-            except EventVanished:
-                continue
-            except (ProviderRejected, RecurrenceError) as exc:
-                if isinstance(exc, ProviderRejected) and exc.status not in EVENT_REFUSALS:
-                    raise
-                self.session.rollback()
-                reason = exc.message if isinstance(exc, ProviderRejected) else str(exc)
-                self.counts.skip(f"CRM event {event_id}", reason)
-                log.warning(
-                    "connection %s: CRM event %s skipped: %s", self.connection.id, event_id, reason
-                )
+        """Push every pending event, ``client.batch_size`` writes per provider request. An
+        event the provider refuses (or cannot express) is skipped and left pending; the
+        others go on."""
+        pending = pending_events(self.session, self.connection, window_start)
+        size = max(1, self.client.batch_size)
+        for start in range(0, len(pending), size):
+            for wave in self._waves(pending[start : start + size]):
+                self._push_batch(wave)
         self._purge_tombstones()
 
-    def push(self, event: CalendarEvent, link: EventLink | None) -> None:
-        """Insert, update or delete one event at the provider."""
+    def _waves(
+        self, rows: list[tuple[int, int | None]]
+    ) -> list[list[tuple[CalendarEvent, EventLink | None]]]:
+        """The rows' events and links, loaded at once; a series goes in a batch before its
+        moved instances (they need its provider id), so a batch holds one kind or the other."""
+        event_ids = [event_id for event_id, _ in rows]
+        link_ids = [link_id for _, link_id in rows if link_id is not None]
+        events = {
+            event.id: event
+            for event in self.session.scalars(
+                select(CalendarEvent).where(CalendarEvent.id.in_(event_ids))
+            )
+        }
+        links = {
+            link.id: link
+            for link in self.session.scalars(select(EventLink).where(EventLink.id.in_(link_ids)))
+        }
+        series: list[tuple[CalendarEvent, EventLink | None]] = []
+        instances: list[tuple[CalendarEvent, EventLink | None]] = []
+        for event_id, link_id in rows:
+            event = events.get(event_id)
+            link = links.get(link_id) if link_id is not None else None
+            if event is None or (link_id is not None and link is None):
+                continue  # removed since the list was read (by the API or a pull)
+            (series if event.series_id is None else instances).append((event, link))
+        return [wave for wave in (series, instances) if wave]
+
+    def _push_batch(self, rows: list[tuple[CalendarEvent, EventLink | None]]) -> None:
+        """Plan each event's write, send them in one batch, settle each answer on its own,
+        commit; a failure that concerns the whole sync is raised once the batch is saved."""
+        items = [item for event, link in rows if (item := self._plan(event, link)) is not None]
+        # What planning changed locally is saved first: no lock is held while the provider works.
+        self.puller.guard()
+        self.session.commit()
+        failure: Exception | None = None
+        if items:
+            self.puller.guard()
+            results = self.client.write_batch([item.write for item in items])
+            for item, result in zip(items, results, strict=True):
+                failure = self._settle_safely(item, result) or failure
+        self.puller.guard()
+        self.session.commit()
+        if self._excluded and failure is None:
+            failure = self._delete_excluded()
+            self.puller.guard()
+            self.session.commit()
+        if failure is not None:
+            raise failure
+
+    def _plan(self, event: CalendarEvent, link: EventLink | None) -> PushItem | None:
+        """The write an event needs, or None when it needs none now (done locally, nothing
+        the provider lacks, or waiting for its series)."""
         if event.deleted_at is not None:
-            self._delete(event, link)
-            return
+            if link is None:
+                self._forget(event)
+                return None
+            write = Write("delete", external_id=link.external_id)
+            return PushItem(event.id, event, link, "delete", write, event.version)
         payload = self._payload(event)
         if payload is None:
-            return
+            return None
         version = event.version
         if link is None:
-            self._insert(event, payload, version)
+            if payload.series_external_id and self.capabilities.moves_instances_by_occurrence:
+                occurrence = self._occurrence_link(event.series_id, payload.original_start)
+                if occurrence is None:
+                    log.info("event %s: no listed occurrence to move; skipped", event.id)
+                    return None
+                write = Write("update", payload, occurrence.external_id)
+                return PushItem(event.id, event, occurrence, "move", write, version)
+            return PushItem(event.id, event, None, "insert", Write("insert", payload), version)
+        payload.only = changed_groups(payload.fields, link.synced_fields)
+        if payload.only is not None and not payload.only:
+            mark_synced(link, version, payload.fields)  # nothing the provider lacks
+            self._queue_exclusions(event, link, version)
+            return None
+        write = Write("update", payload, link.external_id, link.etag)
+        return PushItem(event.id, event, link, "update", write, version)
+
+    def _settle_safely(self, item: PushItem, result: WriteResult) -> Exception | None:
+        """Settle one answer in a savepoint of its own: what goes wrong stays with that event.
+        Returns a failure that concerns the whole sync (it ends once the batch is saved)."""
+        try:
+            with self.session.begin_nested():
+                self._settle(item, result)
+        except EventVanished as vanished:
+            # The CRM event was removed while the provider wrote it (a pull of another
+            # provider deleted it): take the provider's copy back rather than orphan it.
+            log.info("event %s vanished during its push; removing its copy", item.event_id)
+            self.puller.guard()
+            self.client.delete(vanished.external_id)
+        except (ProviderRejected, RecurrenceError) as exc:
+            if isinstance(exc, ProviderRejected) and exc.status not in EVENT_REFUSALS:
+                return exc
+            self._skip(item.event_id, exc)
+        except ProviderError as exc:
+            return exc
+        return None
+
+    def _settle(self, item: PushItem, result: WriteResult) -> None:
+        """Record one write's outcome, or resolve what the provider answered for it alone."""
+        event, link, payload, error = item.event, item.link, item.write.payload, result.error
+        if error is None:
+            if item.kind == "delete":
+                self._deleted(event, link)
+                return
+            assert payload is not None and result.remote is not None
+            self._record(event, link, result.remote, item.version, payload.fields, item.kind)
+            return
+        if isinstance(error, WriteConflict) and item.kind == "update":
+            assert link is not None and payload is not None
+            payload.only = None  # the CRM's whole version wins, or the provider's does
+            remote = self._resolve_conflict(event, link, payload)
+            if remote is not None:
+                self._record(event, link, remote, item.version, payload.fields, item.kind)
+        elif isinstance(error, RemoteGone) and item.kind == "update":
+            # Deleted at the provider while changed in the CRM: the CRM's change is the
+            # later one, so the event is created again.
+            assert link is not None and payload is not None
+            self.session.delete(link)
+            self.session.flush()
+            payload.only = None
+            self._insert(event, payload, item.version)
+        elif isinstance(error, RemoteGone):
+            self._skip(item.event_id, Exception(f"the provider event {error} it writes is gone"))
         else:
-            self._update(event, link, payload, version)
-        if event.recurrence and not self.capabilities.supports_exdate:
-            self._delete_excluded_occurrences(event)
+            raise error
+
+    def _skip(self, event_id: int, exc: Exception) -> None:
+        reason = exc.message if isinstance(exc, ProviderRejected) else str(exc)
+        self.counts.skip(f"CRM event {event_id}", reason)
+        log.warning("connection %s: CRM event %s skipped: %s", self.connection.id, event_id, reason)
 
     def _payload(self, event: CalendarEvent) -> EventPayload | None:
         payload = EventPayload(uid=event.uid, tag=str(event.id), fields=fields_of(event))
@@ -179,8 +311,7 @@ class Pusher:
         remote: RemoteEvent,
         version: int,
         fields: EventFields,
-        *,
-        inserted: bool = False,
+        kind: str,
     ) -> None:
         if link is None:
             link = self.puller.link_for(remote.external_id)
@@ -198,24 +329,21 @@ class Pusher:
         link.remote_updated_at = remote.updated
         mark_synced(link, version, fields)
         # An inserted event waits for a listing to show it (see reconcile.UnconfirmedLinks).
-        link.seen_round = UNLISTED if inserted else self.puller.round
+        link.seen_round = UNLISTED if kind == "insert" else self.puller.round
         self.counts.pushed += 1
         try:
             self.session.flush()
         except IntegrityError:
-            # The CRM event was removed while the provider wrote it (a pull of another
-            # provider deleted it): take the provider's copy back rather than orphan it.
-            self.session.rollback()
-            log.info("event %s vanished during its push; removing its copy", event.id)
-            self.puller.guard()
-            self.client.delete(remote.external_id)
-            raise EventVanished(event.id) from None
+            raise EventVanished(remote.external_id) from None
+        if event.recurrence and not self.capabilities.supports_exdate:
+            self._queue_exclusions(event, link, version)
 
     def _write(self) -> None:
         """Before each provider write: still ours to write?"""
         self.puller.guard()
 
     def _insert(self, event: CalendarEvent, payload: EventPayload, version: int) -> None:
+        """One insert on its own (an event its provider copy was deleted from)."""
         self._write()
         if payload.series_external_id and self.capabilities.moves_instances_by_occurrence:
             occurrence = self._occurrence_link(event.series_id, payload.original_start)
@@ -223,36 +351,10 @@ class Pusher:
                 log.info("event %s: no listed occurrence to move; skipped", event.id)
                 return
             remote = self.client.update(occurrence.external_id, payload, None)
-            self._record(event, occurrence, remote, version, payload.fields)
+            self._record(event, occurrence, remote, version, payload.fields, "move")
             return
         remote = self.client.insert(payload)
-        self._record(event, None, remote, version, payload.fields, inserted=True)
-
-    def _update(
-        self, event: CalendarEvent, link: EventLink, payload: EventPayload, version: int
-    ) -> None:
-        remote: RemoteEvent | None
-        payload.only = changed_groups(payload.fields, link.synced_fields)
-        if payload.only is not None and not payload.only:
-            mark_synced(link, version, payload.fields)  # nothing the provider lacks
-            return
-        self._write()
-        try:
-            remote = self.client.update(link.external_id, payload, link.etag)
-        except WriteConflict:
-            payload.only = None  # the CRM's whole version wins, or the provider's does
-            remote = self._resolve_conflict(event, link, payload)
-            if remote is None:
-                return
-        except RemoteGone:
-            # Deleted at the provider while changed in the CRM: the CRM's change is the
-            # later one, so the event is created again.
-            self.session.delete(link)
-            self.session.flush()
-            payload.only = None
-            self._insert(event, payload, version)
-            return
-        self._record(event, link, remote, version, payload.fields)
+        self._record(event, None, remote, version, payload.fields, "insert")
 
     def _resolve_conflict(
         self, event: CalendarEvent, link: EventLink, payload: EventPayload
@@ -273,13 +375,16 @@ class Pusher:
             self._write()
             return self.client.update(link.external_id, payload, None)
 
-    def _delete(self, event: CalendarEvent, link: EventLink | None) -> None:
+    def _deleted(self, event: CalendarEvent, link: EventLink | None) -> None:
+        """The provider deleted the event's copy: forget the link, and the event if no other
+        provider holds it."""
+        self.counts.pushed += 1
         if link is not None:
-            self._write()
-            self.client.delete(link.external_id)
-            self.counts.pushed += 1
             self.session.delete(link)
             self.session.flush()
+        self._forget(event)
+
+    def _forget(self, event: CalendarEvent) -> None:
         self.session.refresh(event)
         if not event.links:
             self.session.delete(event)
@@ -297,16 +402,38 @@ class Pusher:
             )
         ).scalar_one_or_none()
 
-    def _delete_excluded_occurrences(self, event: CalendarEvent) -> None:
-        """Without EXDATE at the provider: delete the occurrences the CRM series excludes."""
+    def _queue_exclusions(self, event: CalendarEvent, link: EventLink, version: int) -> None:
+        """Without EXDATE at the provider: the occurrences the CRM series excludes are
+        deleted after its batch."""
+        if not event.recurrence or self.capabilities.supports_exdate:
+            return
         zone = event.time_zone if not event.all_day else None
         for value in exdates(list(event.recurrence or []), zone):
             occurrence = self._occurrence_link(event.id, value)
             if occurrence is not None:
-                self._write()
-                self.client.delete(occurrence.external_id)
-                self.counts.pushed += 1
-                self.session.delete(occurrence)
+                self._excluded.append((event.id, link, version, occurrence))
+
+    def _delete_excluded(self) -> Exception | None:
+        """Delete the queued excluded occurrences in batches. One the provider refuses
+        leaves its series pending, so the next push tries again."""
+        queued, self._excluded = self._excluded, []
+        size = max(1, self.client.batch_size)
+        for start in range(0, len(queued), size):
+            chunk = queued[start : start + size]
+            self.puller.guard()
+            writes = [Write("delete", external_id=occ.external_id) for *_, occ in chunk]
+            results = self.client.write_batch(writes)
+            for (event_id, link, version, occurrence), result in zip(chunk, results, strict=True):
+                if result.error is None:
+                    self.counts.pushed += 1
+                    self.session.delete(occurrence)
+                    continue
+                error = result.error
+                if not isinstance(error, ProviderRejected) or error.status not in EVENT_REFUSALS:
+                    return error
+                self._skip(event_id, error)
+                link.synced_version = min(link.synced_version, version - 1)
+        return None
 
     def _purge_tombstones(self) -> None:
         """Forget the user's deleted events that no provider holds any more, once old."""

@@ -9,6 +9,7 @@ JSON body) and a ``Content-ID``; the answer has one ``application/http`` part pe
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
@@ -35,6 +36,9 @@ def encode_batch(calls: list[tuple[int, Call]]) -> tuple[bytes, str]:
     """The body and Content-Type of a batch request; each part's Content-ID is its index."""
     batch = EmailMessage(policy=policy.HTTP)
     batch["Content-Type"] = "multipart/mixed"
+    # A token of our own: the email package's default boundary holds "=", which a bare
+    # (unquoted) boundary parameter cannot carry.
+    batch.set_boundary(f"batch_{secrets.token_hex(16)}")
     for index, call in calls:
         part = EmailMessage(policy=policy.HTTP)
         part["Content-Type"] = "application/http"
