@@ -194,14 +194,21 @@ class Pusher:
         # What planning changed locally is saved first: no lock is held while the provider works.
         self.puller.guard()
         self.session.commit()
-        failure: Exception | None = None
-        if items:
-            self.puller.guard()
-            results = self.client.write_batch([item.write for item in items])
-            for item, result in zip(items, results, strict=True):
-                failure = self._settle_safely(item, result) or failure
+        if not items:
+            return
+        self.puller.guard()
+        results = self.client.write_batch([item.write for item in items])
+        # First every answer that needs no further provider call, saved together; then, one
+        # at a time and each saved alone, those resolved with calls of their own.
+        alone, failure = self._settle_batch(list(zip(items, results, strict=True)))
         self.puller.guard()
         self.session.commit()
+        for item, result in alone if failure is None else []:
+            failure = self._settle_alone(item, result)
+            if failure is not None:
+                break
+            self.puller.guard()
+            self.session.commit()
         if self._excluded and failure is None:
             failure = self._delete_excluded()
             self.puller.guard()
@@ -239,54 +246,112 @@ class Pusher:
         write = Write("update", payload, link.external_id, link.etag)
         return PushItem(event.id, event, link, "update", write, version)
 
-    def _settle_safely(self, item: PushItem, result: WriteResult) -> Exception | None:
-        """Settle one answer in a savepoint of its own: what goes wrong stays with that event.
-        Returns a failure that concerns the whole sync (it ends once the batch is saved)."""
+    def _settle_batch(
+        self, answered: list[tuple[PushItem, WriteResult]]
+    ) -> tuple[list[tuple[PushItem, WriteResult]], Exception | None]:
+        """Record the batch's writes and skip its refused events, in one transaction; returns
+        the answers to settle alone (conflicts, vanished events) and a failure that concerns
+        the whole sync, if any."""
+        saved, skipped = self.counts.snapshot(), len(self.counts.skipped)
         try:
-            with self.session.begin_nested():
-                self._settle(item, result)
+            return self._settle_local(answered)
+        except EventVanished:
+            # An event deleted between the check and the write of its link: start again (the
+            # check now sees it gone), so the others are recorded.
+            self.session.rollback()
+            self.counts.restore(saved)
+            del self.counts.skipped[skipped:]
+            self._excluded.clear()
+            return self._settle_local(answered)
+
+    def _settle_local(
+        self, answered: list[tuple[PushItem, WriteResult]]
+    ) -> tuple[list[tuple[PushItem, WriteResult]], Exception | None]:
+        ids = [item.event_id for item, _ in answered]
+        present = set(
+            self.session.scalars(select(CalendarEvent.id).where(CalendarEvent.id.in_(ids)))
+        )
+        alone: list[tuple[PushItem, WriteResult]] = []
+        failure: Exception | None = None
+        for item, result in answered:
+            error = result.error
+            if error is None and item.event_id not in present:
+                if item.kind == "delete":
+                    self.counts.pushed += 1  # the event and its links are gone already
+                else:
+                    alone.append((item, result))  # vanished: its copy is taken back
+            elif error is None:
+                self._record_answer(item, result)
+            elif isinstance(error, WriteConflict | RemoteGone) and item.kind == "update":
+                alone.append((item, result))
+            elif isinstance(error, RemoteGone):
+                self._skip(item.event_id, Exception(f"the provider event {error} is gone"))
+            elif self._refused(error):
+                self._skip(item.event_id, error)
+            else:
+                failure = failure or error
+        self.session.flush()
+        return alone, failure
+
+    @staticmethod
+    def _refused(error: Exception) -> bool:
+        """Whether the provider refused the write for that event alone (skipped, pending)."""
+        if isinstance(error, ProviderRejected):
+            return error.status in EVENT_REFUSALS
+        return isinstance(error, RecurrenceError)
+
+    def _record_answer(self, item: PushItem, result: WriteResult) -> None:
+        if item.kind == "delete":
+            self._deleted(item.event, item.link)
+            return
+        payload = item.write.payload
+        assert payload is not None and result.remote is not None
+        self._record(item.event, item.link, result.remote, item.version, payload.fields, item.kind)
+
+    def _settle_alone(self, item: PushItem, result: WriteResult) -> Exception | None:
+        """Settle one answer that needs provider calls of its own; what goes wrong stays with
+        that event. Returns a failure that concerns the whole sync."""
+        try:
+            self._resolve(item, result)
         except EventVanished as vanished:
             # The CRM event was removed while the provider wrote it (a pull of another
             # provider deleted it): take the provider's copy back rather than orphan it.
+            self.session.rollback()
             log.info("event %s vanished during its push; removing its copy", item.event_id)
             self.puller.guard()
             self.client.delete(vanished.external_id)
         except (ProviderRejected, RecurrenceError) as exc:
-            if isinstance(exc, ProviderRejected) and exc.status not in EVENT_REFUSALS:
+            self.session.rollback()
+            if not self._refused(exc):
                 return exc
             self._skip(item.event_id, exc)
         except ProviderError as exc:
+            self.session.rollback()
             return exc
         return None
 
-    def _settle(self, item: PushItem, result: WriteResult) -> None:
-        """Record one write's outcome, or resolve what the provider answered for it alone."""
+    def _resolve(self, item: PushItem, result: WriteResult) -> None:
+        """A vanished event's copy, a conflict, or a provider event deleted meanwhile."""
         event, link, payload, error = item.event, item.link, item.write.payload, result.error
         if error is None:
-            if item.kind == "delete":
-                self._deleted(event, link)
-                return
-            assert payload is not None and result.remote is not None
-            self._record(event, link, result.remote, item.version, payload.fields, item.kind)
-            return
-        if isinstance(error, WriteConflict) and item.kind == "update":
-            assert link is not None and payload is not None
-            payload.only = None  # the CRM's whole version wins, or the provider's does
+            assert result.remote is not None
+            raise EventVanished(result.remote.external_id)
+        assert link is not None and payload is not None
+        payload.only = None  # the CRM's whole version wins, or the provider's does
+        if isinstance(error, WriteConflict):
             remote = self._resolve_conflict(event, link, payload)
             if remote is not None:
                 self._record(event, link, remote, item.version, payload.fields, item.kind)
-        elif isinstance(error, RemoteGone) and item.kind == "update":
-            # Deleted at the provider while changed in the CRM: the CRM's change is the
-            # later one, so the event is created again.
-            assert link is not None and payload is not None
-            self.session.delete(link)
-            self.session.flush()
-            payload.only = None
-            self._insert(event, payload, item.version)
-        elif isinstance(error, RemoteGone):
-            self._skip(item.event_id, Exception(f"the provider event {error} it writes is gone"))
-        else:
-            raise error
+            return
+        # Deleted at the provider while changed in the CRM: the CRM's change is the later
+        # one, so the event is created again (written first: a refusal leaves the link).
+        target, remote = self._insert_remote(event, payload)
+        if remote is None:
+            return
+        self.session.delete(link)
+        self.session.flush()
+        kind = "insert" if target is None else "move"
+        self._record(event, target, remote, item.version, payload.fields, kind)
 
     def _skip(self, event_id: int, exc: Exception) -> None:
         reason = exc.message if isinstance(exc, ProviderRejected) else str(exc)
@@ -342,19 +407,19 @@ class Pusher:
         """Before each provider write: still ours to write?"""
         self.puller.guard()
 
-    def _insert(self, event: CalendarEvent, payload: EventPayload, version: int) -> None:
-        """One insert on its own (an event its provider copy was deleted from)."""
+    def _insert_remote(
+        self, event: CalendarEvent, payload: EventPayload
+    ) -> tuple[EventLink | None, RemoteEvent | None]:
+        """One insert on its own (an event whose provider copy was deleted), and the link to
+        record it on (a moved instance is written onto its occurrence)."""
         self._write()
         if payload.series_external_id and self.capabilities.moves_instances_by_occurrence:
             occurrence = self._occurrence_link(event.series_id, payload.original_start)
             if occurrence is None:
                 log.info("event %s: no listed occurrence to move; skipped", event.id)
-                return
-            remote = self.client.update(occurrence.external_id, payload, None)
-            self._record(event, occurrence, remote, version, payload.fields, "move")
-            return
-        remote = self.client.insert(payload)
-        self._record(event, None, remote, version, payload.fields, "insert")
+                return None, None
+            return occurrence, self.client.update(occurrence.external_id, payload, None)
+        return None, self.client.insert(payload)
 
     def _resolve_conflict(
         self, event: CalendarEvent, link: EventLink, payload: EventPayload
