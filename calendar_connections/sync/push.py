@@ -191,9 +191,11 @@ class Pusher:
         """Plan each event's write, send them in one batch, settle each answer on its own,
         commit; a failure that concerns the whole sync is raised once the batch is saved."""
         items = [item for event, link in rows if (item := self._plan(event, link)) is not None]
-        # What planning changed locally is saved first: no lock is held while the provider works.
-        self.puller.guard()
-        self.session.commit()
+        if self.session.new or self.session.dirty or self.session.deleted:
+            # What planning changed locally is saved first: no write lock is held while the
+            # provider works. (Otherwise no commit: it would expire what the batch records.)
+            self.puller.guard()
+            self.session.commit()
         if not items:
             return
         self.puller.guard()
@@ -271,6 +273,7 @@ class Pusher:
         present = set(
             self.session.scalars(select(CalendarEvent.id).where(CalendarEvent.id.in_(ids)))
         )
+        known = self._links_of(answered)
         alone: list[tuple[PushItem, WriteResult]] = []
         failure: Exception | None = None
         for item, result in answered:
@@ -281,7 +284,7 @@ class Pusher:
                 else:
                     alone.append((item, result))  # vanished: its copy is taken back
             elif error is None:
-                self._record_answer(item, result)
+                self._record_answer(item, result, known)
             elif isinstance(error, WriteConflict | RemoteGone) and item.kind == "update":
                 alone.append((item, result))
             elif isinstance(error, RemoteGone):
@@ -290,8 +293,29 @@ class Pusher:
                 self._skip(item.event_id, error)
             else:
                 failure = failure or error
-        self.session.flush()
+        try:
+            self.session.flush()  # the batch's links, written together
+        except IntegrityError:
+            raise EventVanished("") from None
         return alone, failure
+
+    def _links_of(self, answered: list[tuple[PushItem, WriteResult]]) -> dict[str, EventLink]:
+        """This connection's links to the provider events the batch inserted (a pull may
+        have linked one already), in one query."""
+        inserted = [
+            result.remote.external_id
+            for item, result in answered
+            if item.link is None and result.remote is not None
+        ]
+        if not inserted:
+            return {}
+        found = self.session.scalars(
+            select(EventLink).where(
+                EventLink.connection_id == self.connection.id,
+                EventLink.external_id.in_(inserted),
+            )
+        )
+        return {link.external_id: link for link in found}
 
     @staticmethod
     def _refused(error: Exception) -> bool:
@@ -300,13 +324,17 @@ class Pusher:
             return error.status in EVENT_REFUSALS
         return isinstance(error, RecurrenceError)
 
-    def _record_answer(self, item: PushItem, result: WriteResult) -> None:
+    def _record_answer(
+        self, item: PushItem, result: WriteResult, known: dict[str, EventLink]
+    ) -> None:
         if item.kind == "delete":
             self._deleted(item.event, item.link)
             return
-        payload = item.write.payload
-        assert payload is not None and result.remote is not None
-        self._record(item.event, item.link, result.remote, item.version, payload.fields, item.kind)
+        payload, remote = item.write.payload, result.remote
+        assert payload is not None and remote is not None
+        link = item.link or known.get(remote.external_id)
+        fields = payload.fields
+        self._record(item.event, link, remote, item.version, fields, item.kind, batched=True)
 
     def _settle_alone(self, item: PushItem, result: WriteResult) -> Exception | None:
         """Settle one answer that needs provider calls of its own; what goes wrong stays with
@@ -377,8 +405,12 @@ class Pusher:
         version: int,
         fields: EventFields,
         kind: str,
+        *,
+        batched: bool = False,
     ) -> None:
-        if link is None:
+        """Record a write on the event's link; ``batched``: the link was looked up already,
+        and the batch's links are flushed together."""
+        if link is None and not batched:
             link = self.puller.link_for(remote.external_id)
         if link is None:
             link = EventLink(
@@ -396,10 +428,11 @@ class Pusher:
         # An inserted event waits for a listing to show it (see reconcile.UnconfirmedLinks).
         link.seen_round = UNLISTED if kind == "insert" else self.puller.round
         self.counts.pushed += 1
-        try:
-            self.session.flush()
-        except IntegrityError:
-            raise EventVanished(remote.external_id) from None
+        if not batched:
+            try:
+                self.session.flush()
+            except IntegrityError:
+                raise EventVanished(remote.external_id) from None
         if event.recurrence and not self.capabilities.supports_exdate:
             self._queue_exclusions(event, link, version)
 
