@@ -12,6 +12,9 @@ from flask import request
 from flask.testing import FlaskClient
 from provider_sandbox import create_sandbox_app
 
+from calendar_connections.providers.google.batch import Call, decode_answers, encode_batch
+
+from .support.batches import google_calls
 from .support.mount import mount_sandbox
 from .support.sandbox import (
     EVENTS,
@@ -197,3 +200,31 @@ def test_a_throttled_batch_request_is_retried_whole(
     assert result["eventsPushed"] == 3
     assert len(sandbox.items(side)) == 3
     assert len(batch_requests(sandbox)) == 2  # the refused one and its retry
+
+
+def test_google_answers_are_matched_to_their_calls_by_content_id() -> None:
+    """Parts carry ``Content-ID: <response-…>`` of the call they answer: matched by it, whatever
+    their order; a part's own status, headers and body stay with it."""
+    calls = [
+        (0, Call("POST", "/calendar/v3/calendars/c/events", {"summary": "Grüße"})),
+        (1, Call("DELETE", "/calendar/v3/calendars/c/events/e1")),
+    ]
+    body, content_type = encode_batch(calls)
+    assert content_type.startswith("multipart/mixed; boundary=batch_")
+    sent = [(call.method, call.url, call.body) for call in google_calls(content_type, body)]
+    assert sent == [
+        ("POST", "/calendar/v3/calendars/c/events", {"summary": "Grüße"}),
+        ("DELETE", "/calendar/v3/calendars/c/events/e1", None),
+    ]
+    answer = (
+        "--b\r\nContent-Type: application/http\r\nContent-ID: <response-item1>\r\n\r\n"
+        "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\n\r\n\r\n"
+        "--b\r\nContent-Type: application/http\r\nContent-ID: <response-item0>\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n"
+        '{"id": "e0", "summary": "Grüße"}\r\n--b--\r\n'
+    ).encode()
+
+    answers = decode_answers("multipart/mixed; boundary=b", answer)
+
+    assert answers[0].status == 200 and answers[0].body == {"id": "e0", "summary": "Grüße"}
+    assert answers[1].status == 429 and answers[1].header("retry-after") == "7"

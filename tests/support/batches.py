@@ -127,17 +127,23 @@ def sent_calls(calls: Any) -> list[SentCall]:
             for item in json.loads(data)["requests"]:
                 found.append(SentCall(item["method"], item["url"], item.get("body"), True))
         elif "/batch/" in url:
-            message = _message(request.headers["Content-Type"], data)
-            for part in message.iter_parts():
-                payload = part.get_payload(decode=True)
-                assert isinstance(payload, bytes)
-                line, _, rest = payload.partition(b"\r\n")
-                verb, path, _ = line.decode().split(" ")
-                inner = BytesParser(policy=policy.HTTP).parsebytes(rest)
-                text = inner.get_payload(decode=True)
-                body = json.loads(text) if isinstance(text, bytes) and text.strip() else None
-                found.append(SentCall(verb, path, body, True))
+            found += google_calls(request.headers["Content-Type"], data)
         else:
             body = json.loads(data) if data and data.lstrip()[:1] in (b"{", b"[") else None
             found.append(SentCall(method, url, body, False))
+    return found
+
+
+def google_calls(content_type: str, data: bytes) -> list[SentCall]:
+    """The calls a Google batch request body carries (path-only URLs)."""
+    found = []
+    for part in _message(content_type, data).iter_parts():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        line, _, rest = payload.partition(b"\r\n")
+        verb, path, _ = line.decode().split(" ")
+        inner = BytesParser(policy=policy.HTTP).parsebytes(rest)
+        text = inner.get_payload(decode=True)
+        body = json.loads(text) if isinstance(text, bytes) and text.strip() else None
+        found.append(SentCall(verb, path, body, True))
     return found
