@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from ..ical.recurrence import exdates
@@ -25,7 +26,7 @@ from ..providers.types import (
     WriteResult,
 )
 from .apply import Puller
-from .fields import assign_fields, fields_of, mark_synced, occurrence_key
+from .fields import assign_fields, field_digests, fields_of, mark_synced, occurrence_key
 from .reconcile import UNLISTED
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class Answers:
             self.session.scalars(select(CalendarEvent.id).where(CalendarEvent.id.in_(ids)))
         )
         known = self._links_of(answered)
+        new_links: list[dict[str, Any]] = []
         alone: list[tuple[PushItem, WriteResult]] = []
         failure: Exception | None = None
         for item, result in answered:
@@ -117,7 +119,7 @@ class Answers:
                 else:
                     alone.append((item, result))  # vanished: its copy is taken back
             elif error is None:
-                self._record_answer(item, result, known)
+                self._record_answer(item, result, known, new_links)
             elif isinstance(error, WriteConflict | RemoteGone) and item.kind == "update":
                 alone.append((item, result))
             elif isinstance(error, RemoteGone):
@@ -127,7 +129,9 @@ class Answers:
             else:
                 failure = failure or error
         try:
-            self.session.flush()  # the batch's links, written together
+            self.session.flush()
+            if new_links:  # the batch's new links, in one statement
+                self.session.execute(insert(EventLink), new_links)
         except IntegrityError:
             raise EventVanished("") from None
         return alone, failure
@@ -151,7 +155,11 @@ class Answers:
         return {link.external_id: link for link in found}
 
     def _record_answer(
-        self, item: PushItem, result: WriteResult, known: dict[str, EventLink]
+        self,
+        item: PushItem,
+        result: WriteResult,
+        known: dict[str, EventLink],
+        new_links: list[dict[str, Any]],
     ) -> None:
         if item.kind == "delete":
             self.deleted(item.event, item.link)
@@ -159,6 +167,25 @@ class Answers:
         payload, remote = item.write.payload, result.remote
         assert payload is not None and remote is not None
         link = item.link or known.get(remote.external_id)
+        if link is None and item.kind == "insert" and not item.event.recurrence:
+            # A new link, bulk-inserted with the batch's others (a series' goes through the
+            # ORM: its excluded occurrences are looked up with it).
+            new_links.append(
+                {
+                    "connection_id": self.connection.id,
+                    "event_id": item.event_id,
+                    "external_id": remote.external_id,
+                    "kind": LINK_EVENT,
+                    "etag": remote.etag,
+                    "remote_updated_at": remote.updated,
+                    "synced_version": item.version,
+                    "synced_fields": field_digests(payload.fields),
+                    # It waits for a listing to show it (see reconcile.UnconfirmedLinks).
+                    "seen_round": UNLISTED,
+                }
+            )
+            self.counts.pushed += 1
+            return
         fields = payload.fields
         self.record(item.event, link, remote, item.version, fields, item.kind, batched=True)
 
