@@ -141,7 +141,7 @@ class GoogleCalendarClient:
     batch_size = MAX_CALLS
 
     def __init__(
-        self, session: ProviderSession, api_base: str, calendar_id: str, batch_url: str = ""
+        self, session: ProviderSession, api_base: str, calendar_id: str, batch_url: str
     ) -> None:
         self._session = session
         self._events_url = f"{api_base}/calendars/{quote(calendar_id, safe='')}/events"
