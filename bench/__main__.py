@@ -5,9 +5,8 @@ sync endpoint, against fake providers on loopback (see ``fake_providers``), and 
 same pages fetched and JSON-decoded by a plain loop, no database. Repetitions alternate floor
 and sync; the table shows medians, their ratio, and the database statements per pulled event.
 Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
-1,000): the provider requests it took and its time against a batched floor (the same number
-of batch requests, bodies built beforehand, sent and decoded by a plain loop); on PostgreSQL,
-the scheduler's claim of 100 stale connections among 100,000 (see ``claim``).
+1,000) with the provider requests it took per event; on PostgreSQL, the scheduler's claim of
+100 stale connections among 100,000 (see ``claim``).
 
     python -m bench [--events N] [--repeat K]
 
