@@ -68,6 +68,11 @@ SETTINGS: tuple[Setting, ...] = (
         "https://www.googleapis.com/calendar/v3",
         "Google Calendar API base URL",
     ),
+    Setting(
+        "GOOGLE_BATCH_URL",
+        "https://www.googleapis.com/batch/calendar/v3",
+        "Google Calendar batch endpoint (50 writes per request)",
+    ),
     Setting("OUTLOOK_CLIENT_ID", None, "Microsoft identity platform application id"),
     Setting("OUTLOOK_CLIENT_SECRET", None, "Microsoft application client secret"),
     Setting(
@@ -117,6 +122,7 @@ SANDBOX_PATHS = {
     "GOOGLE_TOKEN_URL": "/google/token",
     "GOOGLE_REVOKE_URL": "/google/revoke",
     "GOOGLE_API_BASE_URL": "/google/calendar/v3",
+    "GOOGLE_BATCH_URL": "/google/batch/calendar/v3",
     "OUTLOOK_AUTHORITY_URL": "/microsoft",
     "OUTLOOK_GRAPH_BASE_URL": "/graph/v1.0",
 }
@@ -142,6 +148,7 @@ class Settings:
     google_token_url: str
     google_revoke_url: str | None
     google_api_base_url: str
+    google_batch_url: str
     outlook_client_id: str | None
     outlook_client_secret: str | None = field(repr=False)
     outlook_redirect_uri: str
@@ -204,6 +211,7 @@ PROVIDER_URLS = (
     "GOOGLE_TOKEN_URL",
     "GOOGLE_REVOKE_URL",
     "GOOGLE_API_BASE_URL",
+    "GOOGLE_BATCH_URL",
     "GOOGLE_REDIRECT_URI",
     "OUTLOOK_AUTHORITY_URL",
     "OUTLOOK_GRAPH_BASE_URL",

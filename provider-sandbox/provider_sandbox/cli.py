@@ -41,6 +41,7 @@ def service_settings(base_url: str) -> dict[str, str]:
         "GOOGLE_TOKEN_URL": f"{base_url}/google/token",
         "GOOGLE_REVOKE_URL": f"{base_url}/google/revoke",
         "GOOGLE_API_BASE_URL": f"{base_url}/google/calendar/v3",
+        "GOOGLE_BATCH_URL": f"{base_url}/google/batch/calendar/v3",
         "OUTLOOK_AUTHORITY_URL": f"{base_url}/microsoft",
         "OUTLOOK_GRAPH_BASE_URL": f"{base_url}/graph/v1.0",
     }

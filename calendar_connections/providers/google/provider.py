@@ -17,7 +17,9 @@ def _client(context: ClientContext) -> CalendarClient:
     http = ProviderSession(
         LABEL, oauth_config(settings), settings, context.token, context.save_token
     )
-    return GoogleCalendarClient(http, api_base_url(settings), context.calendar_id)
+    return GoogleCalendarClient(
+        http, api_base_url(settings), context.calendar_id, batch_url=settings.google_batch_url
+    )
 
 
 def _channels(context: ClientContext) -> ChannelClient:
