@@ -39,13 +39,14 @@ from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
 
-from .claim import measure_claim
+from .claim import measure_claim, measure_push_claim, push_claim_row
 from .fake_providers import FakeProviders, serving
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 USER = "bench-user"
 CLAIM_AMONG = 100_000
 CLAIM_STALE = 100
+CLAIM_PUSH = 10_000
 
 
 def floor(listing: str, next_key: str, params: dict[str, Any] | None = None) -> float:
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  scheduler claim of {CLAIM_STALE} stale among {CLAIM_AMONG:,} connections:"
                     f" {seconds * 1000:.1f} ms, {statements} statements"
                 )
+                print("  " + push_claim_row(CLAIM_PUSH, *measure_push_claim(app, CLAIM_PUSH)))
             with app.app_context():
                 db.engine.dispose()
     sys.stdout.flush()
