@@ -22,6 +22,7 @@ from .crypto import get_cipher
 from .extensions import db
 from .models import CalendarConnection, utcnow
 from .sync import lease
+from .sync.channels import renew_due_channels
 from .sync.engine import SyncAlreadyRunning, SyncResult, lease_ttl
 from .sync.service import run_sync, stale_after
 
@@ -111,6 +112,15 @@ def run_round(
     return RoundResult(claimed=len(claimed), results=results)
 
 
+def renew_push_channels(app: Flask) -> int:
+    """Renew the push channels whose renewal time has come; how many were renewed."""
+    with app.app_context():
+        try:
+            return renew_due_channels(db.session(), get_settings(app), utcnow())
+        finally:
+            db.session.remove()
+
+
 class SyncScheduler:
     """APScheduler running :func:`run_round` every ``SYNC_INTERVAL`` seconds."""
 
@@ -126,6 +136,12 @@ class SyncScheduler:
         except Exception:  # a failed round must not stop the next ones
             log.exception("scheduler round failed")
 
+    def _renew_channels(self) -> None:
+        try:
+            renew_push_channels(self.app)
+        except Exception:  # a failed renewal round must not stop the next ones
+            log.exception("push channel renewal failed")
+
     def start(self) -> None:
         """Start the background thread; the first round runs at once."""
         with self._lock:
@@ -137,6 +153,15 @@ class SyncScheduler:
                 "interval",
                 seconds=self.interval,
                 id="sync-stale",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=utcnow(),
+            )
+            self._scheduler.add_job(
+                self._renew_channels,
+                "interval",
+                seconds=self.interval,
+                id="push-renew",
                 max_instances=1,
                 coalesce=True,
                 next_run_time=utcnow(),

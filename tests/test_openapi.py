@@ -60,6 +60,8 @@ def test_seed_field_names(spec: dict[str, Any]) -> None:
         "lastSyncError",
         "lastSyncStatus",
         "provider",
+        "pushActive",
+        "pushExpiresAt",
     } <= set(status)
     assert status["provider"]["enum"] == ["GOOGLE", "OUTLOOK"]
     assert status["lastSyncStatus"]["enum"] == ["PENDING", "IN_PROGRESS", "SUCCESS", "FAILED"]

@@ -28,6 +28,7 @@ from ..providers.errors import ProviderNotConfigured, TokenUnreadable
 from ..providers.registry import label, provider_spec
 from ..providers.spec import ProviderSpec
 from ..sync import lease
+from ..sync.channels import stop_channels
 from ..sync.engine import SyncAlreadyRunning
 from ..token_store import load_token, save_token
 
@@ -284,6 +285,8 @@ def disconnect(
     except TokenUnreadable:
         token = None  # nothing to revoke with; forgetting the connection still works
         log.warning("disconnect of %s: the stored token is unreadable, not revoked", provider.value)
+    # Before the revocation: stopping a channel needs the grant. Best effort, never raises.
+    stop_channels(session, settings, connection)
     if token:
         spec.revoke(settings, token)
     _forget_provider_copies(session, connection)
@@ -319,6 +322,13 @@ class ConnectionStatus:
     last_sync_at: datetime | None = None
     last_sync_status: str | None = None
     last_sync_error: str | None = None
+    push_active: bool = False
+    push_expires_at: datetime | None = None
+
+
+def push_active(connection: CalendarConnection, now: datetime) -> bool:
+    """Whether a channel of the connection is open now (notifications arrive)."""
+    return connection.push_expires_at is not None and connection.push_expires_at > now
 
 
 def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
@@ -327,6 +337,7 @@ def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus
         select(CalendarConnection).where(CalendarConnection.user_id == user_id)
     ).scalars()
     by_provider = {row.provider: row for row in rows}
+    now = utcnow()
     statuses = []
     for provider in Provider:
         row = by_provider.get(provider.value)
@@ -342,6 +353,8 @@ def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus
                 last_sync_at=row.last_sync_at,
                 last_sync_status=row.last_sync_status,
                 last_sync_error=row.last_sync_error,
+                push_active=push_active(row, now),
+                push_expires_at=row.push_expires_at,
             )
         )
     return statuses
