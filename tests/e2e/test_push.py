@@ -1,0 +1,181 @@
+"""Push end to end on gunicorn, no scheduler: changes made in the sandbox reach the CRM with
+no sync call, and a notification outlives the worker that received it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from ..support.payloads import day
+from ..support.stack import Stack, api, connect, issue_token, sync, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROUNDS = 3  # of a new event, an edit and a delete, per provider
+
+
+def push_active(stack: Stack, token: str, provider: str) -> bool:
+    statuses = api(stack, token, "GET", "/crm/calendar/connections/status").json()
+    (status,) = [s for s in statuses if s["provider"] == provider]
+    return bool(status.get("pushActive"))
+
+
+def titles(stack: Stack, token: str) -> set[str]:
+    response = api(stack, token, "GET", "/crm/calendar/events", params={"page_size": 100})
+    assert response.status_code == 200, response.text
+    return {event["title"] for event in response.json()}
+
+
+class Owner:
+    """The account's owner editing their calendar in the sandbox."""
+
+    def __init__(self, stack: Stack, provider: str, email: str) -> None:
+        self.google = provider == "GOOGLE"
+        area = "google" if self.google else "microsoft"
+        self.url = f"{stack.sandbox_url}/sandbox/{area}/{email}/events"
+
+    def _title(self, title: str) -> dict[str, Any]:
+        return {"summary": title} if self.google else {"subject": title}
+
+    def create(self, title: str, n: int) -> str:
+        when = {"dateTime": f"{day(1 + n)}T09:00:00", "timeZone": "UTC"}
+        until = {"dateTime": f"{day(1 + n)}T10:00:00", "timeZone": "UTC"}
+        response = requests.post(
+            self.url, json={**self._title(title), "start": when, "end": until}, timeout=10
+        )
+        assert response.status_code in (200, 201), response.text
+        return str(response.json()["id"])
+
+    def rename(self, event_id: str, title: str) -> None:
+        response = requests.patch(f"{self.url}/{event_id}", json=self._title(title), timeout=10)
+        assert response.status_code == 200, response.text
+
+    def delete(self, event_id: str) -> None:
+        response = requests.delete(f"{self.url}/{event_id}", timeout=10)
+        assert response.status_code == 204, response.text
+
+
+def seconds_until(check: Any, started: float) -> float:
+    wait_until(check, 30, "a change to reach the CRM")
+    return time.monotonic() - started
+
+
+def measure(stack: Stack, token: str, owner: Owner, latencies: list[float]) -> None:
+    """New event, edit, delete, ROUNDS times: seconds from each change to the CRM showing it."""
+    for n in range(ROUNDS):
+        title = f"{'google' if owner.google else 'outlook'} event {n}"
+        started = time.monotonic()
+        event_id = owner.create(title, n)
+        latencies.append(seconds_until(lambda t=title: t in titles(stack, token), started))
+        started = time.monotonic()
+        owner.rename(event_id, f"{title} (moved)")
+        latencies.append(
+            seconds_until(lambda t=title: f"{t} (moved)" in titles(stack, token), started)
+        )
+        started = time.monotonic()
+        owner.delete(event_id)
+        latencies.append(
+            seconds_until(lambda t=title: f"{t} (moved)" not in titles(stack, token), started)
+        )
+
+
+def test_owner_changes_reach_the_crm_by_push_with_no_sync_call(stack: Stack) -> None:
+    stack.start_sandbox()
+    service = stack.start_service(push=True)  # SCHEDULER_ENABLED=false, WEBHOOK_SYNC_DELAY=2
+    users = {
+        "GOOGLE": issue_token(stack, "push-google"),
+        "OUTLOOK": issue_token(stack, "push-outlook"),
+    }
+    owners = {}
+    for provider, token in users.items():
+        status = connect(stack, token, provider.lower())
+        sync(stack, token, provider)  # the first sync opens the channel
+        wait_until(lambda p=provider, t=token: push_active(stack, t, p), 30, "push active")
+        owners[provider] = Owner(stack, provider, status["accountEmail"])
+    latencies: list[float] = []
+    threads = [
+        threading.Thread(target=measure, args=(stack, users[p], owners[p], latencies))
+        for p in users
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(latencies) == 2 * 3 * ROUNDS
+    p95 = statistics.quantiles(latencies, n=20, method="inclusive")[-1]
+    print(
+        f"push end to end on gunicorn: {len(latencies)} changes, median"
+        f" {statistics.median(latencies):.2f} s, p95 {p95:.2f} s, max {max(latencies):.2f} s"
+    )
+    assert p95 < 5
+    # The only sync calls were the two first syncs: everything else came by push.
+    access = service.output()
+    assert access.count("/sync HTTP") == 2, access
+
+
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn master's worker processes."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                children.append(int(entry.name))
+    return children
+
+
+def due_connections(database_url: str) -> int:
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM calendar_connection WHERE push_due_at IS NOT NULL"
+                    )
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_notification_outlives_the_worker_that_received_it(stack: Stack) -> None:
+    """kill -9 of the worker before its background sync: a scheduler round syncs it."""
+    stack.start_sandbox()
+    service = stack.start_service(push=True, WEB_CONCURRENCY="1", WEBHOOK_SYNC_DELAY="600")
+    token = issue_token(stack, "crash-user")
+    status = connect(stack, token, "google")
+    sync(stack, token, "GOOGLE")
+    wait_until(lambda: push_active(stack, token, "GOOGLE"), 30, "push active")
+    Owner(stack, "GOOGLE", status["accountEmail"]).create("Made before the crash", 0)
+    database_url = stack.env["DATABASE_URL"]
+    wait_until(lambda: due_connections(database_url) == 1, 30, "the notification recorded")
+    (worker,) = worker_pids(service.popen.pid)
+    os.kill(worker, signal.SIGKILL)
+    wait_until(
+        lambda: (
+            worker_pids(service.popen.pid) not in ([], [worker])
+            and requests.get(f"{stack.service_url}/readyz", timeout=2).ok
+        ),
+        60,
+        "a new worker",
+    )
+    assert "Made before the crash" not in titles(stack, token)
+    assert due_connections(database_url) == 1
+    round_ = stack.flask("calendar", "sync-stale")
+    assert round_.returncode == 0, round_.stdout + round_.stderr
+    assert "1 stale connection(s): 1 synced" in round_.stdout, round_.stdout
+    assert "Made before the crash" in titles(stack, token)
+    assert due_connections(database_url) == 0
