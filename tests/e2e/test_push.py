@@ -4,6 +4,7 @@ no sync call, and a notification outlives the worker that received it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import statistics
 import threading
@@ -179,3 +180,98 @@ def test_a_notification_outlives_the_worker_that_received_it(stack: Stack) -> No
     assert "1 stale connection(s): 1 synced" in round_.stdout, round_.stdout
     assert "Made before the crash" in titles(stack, token)
     assert due_connections(database_url) == 0
+
+
+def listings(stack: Stack) -> dict[str, int]:
+    """The sandbox's calendar listings (one per sync) since its request log was emptied."""
+    log = requests.get(f"{stack.sandbox_url}/sandbox/requests", timeout=10).json()
+    counts = {"GOOGLE": 0, "OUTLOOK": 0}
+    for entry in log:
+        if entry["method"] != "GET":
+            continue
+        if re.fullmatch(r"/google/calendar/v3/calendars/[^/]+/events", entry["path"]):
+            counts["GOOGLE"] += 1
+        elif entry["path"].endswith("/calendarView/delta"):
+            counts["OUTLOOK"] += 1
+    return counts
+
+
+def clear_log(stack: Stack) -> None:
+    requests.delete(f"{stack.sandbox_url}/sandbox/requests", timeout=10).raise_for_status()
+
+
+def test_a_burst_of_twenty_changes_makes_few_syncs_and_all_arrive(stack: Stack) -> None:
+    stack.start_sandbox()
+    stack.start_service(push=True)
+    users = {
+        "GOOGLE": issue_token(stack, "burst-google"),
+        "OUTLOOK": issue_token(stack, "burst-outlook"),
+    }
+    owners = {}
+    for provider, token in users.items():
+        status = connect(stack, token, provider.lower())
+        sync(stack, token, provider)
+        wait_until(lambda p=provider, t=token: push_active(stack, t, p), 30, "push active")
+        owners[provider] = Owner(stack, provider, status["accountEmail"])
+    clear_log(stack)
+    for provider, owner in owners.items():
+        for n in range(20):
+            owner.create(f"{provider} burst {n}", n)
+    for provider, token in users.items():
+        expected = {f"{provider} burst {n}" for n in range(20)}
+        wait_until(lambda e=expected, t=token: e <= titles(stack, t), 30, "the burst")
+    time.sleep(3)  # longer than WEBHOOK_SYNC_DELAY: any late sync shows in the log
+    counts = listings(stack)
+    print(f"syncs for a burst of 20 changes: {counts}")
+    assert all(1 <= count <= 3 for count in counts.values()), counts
+
+
+def live_subscriptions(stack: Stack) -> list[dict[str, Any]]:
+    push = requests.get(f"{stack.sandbox_url}/sandbox/push", timeout=10).json()
+    return [s for s in push["graphSubscriptions"] if not s["expired"] and not s["deleted"]]
+
+
+def lifecycle(stack: Stack, subscription_id: str, event: str) -> None:
+    response = requests.post(
+        f"{stack.sandbox_url}/sandbox/push/graph/{subscription_id}/lifecycle",
+        json={"event": event},
+        timeout=10,
+    )
+    assert response.status_code == 202, response.text
+
+
+def graph_calls(stack: Stack, method: str, suffix: str) -> int:
+    log = requests.get(f"{stack.sandbox_url}/sandbox/requests", timeout=10).json()
+    return sum(1 for entry in log if entry["method"] == method and entry["path"].endswith(suffix))
+
+
+def test_graph_lifecycle_events_renew_reopen_and_sync(stack: Stack) -> None:
+    stack.start_sandbox()
+    stack.start_service(push=True, WEBHOOK_SYNC_DELAY="0.5")
+    token = issue_token(stack, "lifecycle-user")
+    connect(stack, token, "outlook")
+    sync(stack, token, "OUTLOOK")
+    wait_until(lambda: push_active(stack, token, "OUTLOOK"), 30, "push active")
+    (subscription,) = live_subscriptions(stack)
+
+    clear_log(stack)
+    lifecycle(stack, subscription["id"], "missed")
+    wait_until(lambda: listings(stack)["OUTLOOK"] == 1, 30, "the sync after missed")
+
+    clear_log(stack)
+    lifecycle(stack, subscription["id"], "reauthorizationRequired")
+    renewed = f"/subscriptions/{subscription['id']}"
+    wait_until(lambda: graph_calls(stack, "PATCH", renewed) == 1, 30, "the renewal")
+    assert listings(stack)["OUTLOOK"] == 0
+
+    clear_log(stack)
+    lifecycle(stack, subscription["id"], "subscriptionRemoved")
+    wait_until(
+        lambda: (
+            [s["id"] for s in live_subscriptions(stack)] not in ([], [subscription["id"]])
+            and listings(stack)["OUTLOOK"] == 1
+        ),
+        30,
+        "a new subscription and a sync",
+    )
+    assert push_active(stack, token, "OUTLOOK")
