@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -46,33 +47,48 @@ def measure_claim(app: Flask, connections: int, stale: int) -> tuple[float, int]
                 },
             )
             conn.exec_driver_sql("ANALYZE calendar_connection")
-        counted = [0]
 
-        def count(*_: Any) -> None:
-            counted[0] += 1
-
-        seconds, statements = [], []
-        for _ in range(3):
-            counted[0] = 0
-            sa.event.listen(db.engine, "before_cursor_execute", count)
-            started = time.perf_counter()
-            claimed = lease.claim_stale(
+        def claim() -> list[int]:
+            return lease.claim_stale(
                 db.session(),
                 owner="bench",
                 ttl=timedelta(minutes=5),
                 stale_before=now - timedelta(hours=1),
                 limit=stale,
             )
-            seconds.append(time.perf_counter() - started)
-            sa.event.remove(db.engine, "before_cursor_execute", count)
-            statements.append(counted[0])
+
+        def release(claimed: list[int]) -> None:
             if len(claimed) != stale:
                 raise SystemExit(f"claimed {len(claimed)} of {stale}")
             with db.engine.begin() as conn:
                 conn.exec_driver_sql("UPDATE calendar_connection SET lease_owner = NULL")
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM calendar_connection")
-        db.session.remove()
+
+        return _median_rounds(claim, release)
+
+
+def _median_rounds(
+    claim: Callable[[], list[int]], release: Callable[[list[int]], None]
+) -> tuple[float, int]:
+    """Median seconds and statements of three rounds of ``claim``, each checked and undone by
+    ``release``; the table emptied afterwards. In an app context."""
+    counted = [0]
+
+    def count(*_: Any) -> None:
+        counted[0] += 1
+
+    seconds, statements = [], []
+    for _ in range(3):
+        counted[0] = 0
+        sa.event.listen(db.engine, "before_cursor_execute", count)
+        started = time.perf_counter()
+        claimed = claim()
+        seconds.append(time.perf_counter() - started)
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+        statements.append(counted[0])
+        release(claimed)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM calendar_connection")
+    db.session.remove()
     return statistics.median(seconds), int(statistics.median(statements))
 
 
@@ -126,17 +142,9 @@ def measure_push_claim(app: Flask, connections: int) -> tuple[float, int]:
                 ).scalars()
             )
         expected = set(due) | set(stale)
-        counted = [0]
 
-        def count(*_: Any) -> None:
-            counted[0] += 1
-
-        seconds, statements = [], []
-        for _ in range(3):
-            counted[0] = 0
-            sa.event.listen(db.engine, "before_cursor_execute", count)
-            started = time.perf_counter()
-            claimed = lease.claim_stale(
+        def claim() -> list[int]:
+            return lease.claim_stale(
                 db.session(),
                 owner="bench",
                 ttl=timedelta(minutes=5),
@@ -144,9 +152,8 @@ def measure_push_claim(app: Flask, connections: int) -> tuple[float, int]:
                 stale_before_push=utcnow() - STALE_AFTER_PUSH,
                 limit=100,
             )
-            seconds.append(time.perf_counter() - started)
-            sa.event.remove(db.engine, "before_cursor_execute", count)
-            statements.append(counted[0])
+
+        def release(claimed: list[int]) -> None:
             if set(claimed) != expected or len(expected) != PUSH_DUE + PUSH_STALE:
                 raise SystemExit(f"claimed {len(claimed)}, expected {len(expected)}")
             with db.engine.begin() as conn:
@@ -159,10 +166,8 @@ def measure_push_claim(app: Flask, connections: int) -> tuple[float, int]:
                     ),
                     {"due": due, "claimed": claimed, "now": now},
                 )
-        with db.engine.begin() as conn:
-            conn.exec_driver_sql("DELETE FROM calendar_connection")
-        db.session.remove()
-    return statistics.median(seconds), int(statistics.median(statements))
+
+        return _median_rounds(claim, release)
 
 
 def main(argv: list[str] | None = None) -> int:

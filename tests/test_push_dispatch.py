@@ -19,15 +19,9 @@ from calendar_connections.operations.webhooks import LifecycleAction
 from calendar_connections.push_dispatch import Attempt, PushDispatcher, sync_if_due
 from calendar_connections.sync import lease
 
+from .support.stack import wait_until
+
 DELAY = 0.05
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10) -> None:
-    """Poll until ``condition`` holds; fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 class FakeSync:
@@ -73,7 +67,7 @@ def test_a_burst_for_one_connection_makes_one_sync(
     for _ in range(20):
         dispatcher.sync_soon(7)
     dispatcher.sync_soon(8)
-    wait_for(lambda: not dispatcher.waiting())
+    wait_until(lambda: not dispatcher.waiting(), 15, "the background work")
     assert sorted(sync.calls) == [7, 8]
 
 
@@ -90,7 +84,7 @@ def test_a_notification_during_a_running_sync_makes_another_sync_after_it(
     time.sleep(DELAY * 4)  # its delay passes while the first sync still runs
     assert sync.calls == [7]
     release.set()
-    wait_for(lambda: not dispatcher.waiting())
+    wait_until(lambda: not dispatcher.waiting(), 15, "the background work")
     assert sync.calls == [7, 7]
 
 
@@ -100,7 +94,7 @@ def test_a_busy_lease_is_tried_again_until_the_sync_runs(
     sync = FakeSync(Attempt.BUSY, Attempt.BUSY)
     dispatcher = dispatchers(sync)
     dispatcher.sync_soon(7)
-    wait_for(lambda: len(sync.calls) == 3 and not dispatcher.waiting())
+    wait_until(lambda: len(sync.calls) == 3 and not dispatcher.waiting(), 15, "the background work")
     assert sync.calls == [7, 7, 7]
 
 
@@ -110,7 +104,7 @@ def test_a_connection_no_longer_due_is_dropped(
     sync = FakeSync(Attempt.NOT_DUE)
     dispatcher = dispatchers(sync)
     dispatcher.sync_soon(7)
-    wait_for(lambda: not dispatcher.waiting())
+    wait_until(lambda: not dispatcher.waiting(), 15, "the background work")
     assert sync.calls == [7]
 
 
@@ -125,7 +119,7 @@ def test_a_failing_sync_is_tried_again(dispatchers: Callable[..., PushDispatcher
 
     dispatcher = dispatchers(sync)
     dispatcher.sync_soon(7)
-    wait_for(lambda: len(calls) == 2 and not dispatcher.waiting())
+    wait_until(lambda: len(calls) == 2 and not dispatcher.waiting(), 15, "the background work")
 
 
 def test_lifecycle_actions_run_in_the_background(
@@ -136,7 +130,7 @@ def test_lifecycle_actions_run_in_the_background(
     try:
         action = LifecycleAction("reauthorizationRequired", 1, 2)
         dispatcher.lifecycle_soon(action)
-        wait_for(lambda: done == [action])
+        wait_until(lambda: done == [action], 15, "the background work")
     finally:
         dispatcher.shutdown()
 
@@ -165,7 +159,7 @@ def test_a_forked_child_starts_its_own_thread(
 
     dispatcher = dispatchers(sync)
     dispatcher.sync_soon(1)  # the parent's thread is running
-    wait_for(lambda: not dispatcher.waiting())
+    wait_until(lambda: not dispatcher.waiting(), 15, "the background work")
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe and its status
         try:

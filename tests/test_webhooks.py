@@ -39,19 +39,12 @@ from .support.sandbox import (
     sync,
     timing,
 )
+from .support.stack import wait_until
 
 HOOKS = "/api/v1/crm/calendar/webhooks"
 SECRET = "s3cret-" + "x" * 40
 RESOURCE = "resource-of-the-calendar"
 DELAY = 0.2
-
-
-def wait_for(condition: Callable[[], bool], seconds: float = 15) -> None:
-    """Poll until ``condition`` holds; fail after ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
 
 
 class Syncs:
@@ -206,8 +199,8 @@ def test_a_trusted_notification_makes_one_background_sync(
     sandbox.create(side, side.body("Pushed here", timing(2), "key-1"))
     notify(client, side)
     assert due_at(push_app, cid) is not None  # recorded before the answer
-    wait_for(lambda: "Pushed here" in titles(client, auth))
-    wait_for(lambda: idle(push_app))
+    wait_until(lambda: "Pushed here" in titles(client, auth), 15, "the background work")
+    wait_until(lambda: idle(push_app), 15, "the background work")
     assert syncs.count == 1
     assert syncs.results[0].events_created == 1
     assert due_at(push_app, cid) is None
@@ -238,7 +231,7 @@ def test_a_burst_of_twenty_changes_makes_few_syncs_and_all_arrive(
     for n in range(20):
         sandbox.create(side, side.body(f"Burst {n}", timing(2 + n), f"burst-{n}"))
         notify(client, side, number=n + 2)
-    wait_for(lambda: idle(push_app) and syncs.count > 0)
+    wait_until(lambda: idle(push_app) and syncs.count > 0, 15, "the background work")
     assert titles(client, auth) >= {f"Burst {n}" for n in range(20)}
     assert 1 <= syncs.count <= 3
     assert sum(result.events_created for result in syncs.results) == 20
@@ -273,7 +266,7 @@ def test_a_notification_during_a_running_sync_syncs_again_after_it(
     assert due_at(push_app, cid) is not None
     monkeypatch.setattr(push_dispatch, "sync_connection_by_id", original)
     go_on.set()
-    wait_for(lambda: syncs.count == 2 and idle(push_app))
+    wait_until(lambda: syncs.count == 2 and idle(push_app), 15, "the background work")
     assert {"First", "Second"} <= titles(client, auth)
     assert due_at(push_app, cid) is None
 
@@ -289,11 +282,11 @@ def test_duplicate_and_out_of_order_notifications_change_nothing(
     side, _ = connected
     sandbox.create(side, side.body("Once", timing(2), "once"))
     notify(client, side, number=5)
-    wait_for(lambda: syncs.count == 1 and idle(push_app))
+    wait_until(lambda: syncs.count == 1 and idle(push_app), 15, "the background work")
     before = crm_items(client, auth)
     for number in (5, 3, 5, 4):  # Google's overlap during renewal, retries, reordering
         notify(client, side, number=number)
-    wait_for(lambda: idle(push_app))
+    wait_until(lambda: idle(push_app), 15, "the background work")
     assert crm_items(client, auth) == before
     assert all(
         (r.events_created, r.events_updated, r.events_deleted) == (0, 0, 0)
@@ -474,12 +467,14 @@ def test_lifecycle_events_renew_reopen_and_sync(
         assert answer.status_code == 202
 
     lifecycle("reauthorizationRequired")
-    wait_for(lambda: done == [("renew", cid)] and idle(push_app))
+    wait_until(lambda: done == [("renew", cid)] and idle(push_app), 15, "the background work")
     assert syncs.count == 0  # renewing needs no sync
     lifecycle("missed")
-    wait_for(lambda: syncs.count == 1 and idle(push_app))
+    wait_until(lambda: syncs.count == 1 and idle(push_app), 15, "the background work")
     lifecycle("subscriptionRemoved")
-    wait_for(lambda: syncs.count == 2 and idle(push_app) and len(done) == 2)
+    wait_until(
+        lambda: syncs.count == 2 and idle(push_app) and len(done) == 2, 15, "the background work"
+    )
     assert done[1] == ("reopen", cid)
     forged = graph_item(lifecycleEvent="subscriptionRemoved", clientState="guess")
     assert client.post(f"{HOOKS}/outlook", json={"value": [forged]}).status_code == 202

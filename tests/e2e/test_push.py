@@ -65,6 +65,14 @@ class Owner:
         assert response.status_code == 204, response.text
 
 
+def connect_with_push(stack: Stack, token: str, provider: str) -> Owner:
+    """Connect, run the first sync (which opens the channel), wait for push; the owner."""
+    status = connect(stack, token, provider.lower())
+    sync(stack, token, provider)
+    wait_until(lambda: push_active(stack, token, provider), 30, "push active")
+    return Owner(stack, provider, status["accountEmail"])
+
+
 def seconds_until(check: Any, started: float) -> float:
     wait_until(check, 30, "a change to reach the CRM")
     return time.monotonic() - started
@@ -96,12 +104,9 @@ def test_owner_changes_reach_the_crm_by_push_with_no_sync_call(stack: Stack) -> 
         "GOOGLE": issue_token(stack, "push-google"),
         "OUTLOOK": issue_token(stack, "push-outlook"),
     }
-    owners = {}
-    for provider, token in users.items():
-        status = connect(stack, token, provider.lower())
-        sync(stack, token, provider)  # the first sync opens the channel
-        wait_until(lambda p=provider, t=token: push_active(stack, t, p), 30, "push active")
-        owners[provider] = Owner(stack, provider, status["accountEmail"])
+    owners = {
+        provider: connect_with_push(stack, token, provider) for provider, token in users.items()
+    }
     latencies: list[float] = []
     threads = [
         threading.Thread(target=measure, args=(stack, users[p], owners[p], latencies))
@@ -157,10 +162,7 @@ def test_a_notification_outlives_the_worker_that_received_it(stack: Stack) -> No
     stack.start_sandbox()
     service = stack.start_service(push=True, WEB_CONCURRENCY="1", WEBHOOK_SYNC_DELAY="600")
     token = issue_token(stack, "crash-user")
-    status = connect(stack, token, "google")
-    sync(stack, token, "GOOGLE")
-    wait_until(lambda: push_active(stack, token, "GOOGLE"), 30, "push active")
-    Owner(stack, "GOOGLE", status["accountEmail"]).create("Made before the crash", 0)
+    connect_with_push(stack, token, "GOOGLE").create("Made before the crash", 0)
     database_url = stack.env["DATABASE_URL"]
     wait_until(lambda: due_connections(database_url) == 1, 30, "the notification recorded")
     (worker,) = worker_pids(service.popen.pid)
@@ -207,12 +209,9 @@ def test_a_burst_of_twenty_changes_makes_few_syncs_and_all_arrive(stack: Stack) 
         "GOOGLE": issue_token(stack, "burst-google"),
         "OUTLOOK": issue_token(stack, "burst-outlook"),
     }
-    owners = {}
-    for provider, token in users.items():
-        status = connect(stack, token, provider.lower())
-        sync(stack, token, provider)
-        wait_until(lambda p=provider, t=token: push_active(stack, t, p), 30, "push active")
-        owners[provider] = Owner(stack, provider, status["accountEmail"])
+    owners = {
+        provider: connect_with_push(stack, token, provider) for provider, token in users.items()
+    }
     clear_log(stack)
     for provider, owner in owners.items():
         for n in range(20):
@@ -249,9 +248,7 @@ def test_graph_lifecycle_events_renew_reopen_and_sync(stack: Stack) -> None:
     stack.start_sandbox()
     stack.start_service(push=True, WEBHOOK_SYNC_DELAY="0.5")
     token = issue_token(stack, "lifecycle-user")
-    connect(stack, token, "outlook")
-    sync(stack, token, "OUTLOOK")
-    wait_until(lambda: push_active(stack, token, "OUTLOOK"), 30, "push active")
+    connect_with_push(stack, token, "OUTLOOK")
     (subscription,) = live_subscriptions(stack)
 
     clear_log(stack)
