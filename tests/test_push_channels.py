@@ -31,7 +31,7 @@ from calendar_connections.sync.channels import (
 )
 
 from .support import payloads as p
-from .support.connections import BASE, OUTLOOK, connect
+from .support.connections import BASE, GOOGLE, OUTLOOK, authorize, connect
 from .support.google import Harness, page
 from .support.outlook import serve
 from .support.outlook import status as outlook_status
@@ -395,13 +395,68 @@ def test_disconnect_goes_on_when_the_provider_cannot_stop_the_channel(
 
 
 def test_push_renew_command_renews_due_channels(g: Harness) -> None:
-    watch, channel = opened_google(g, timedelta(seconds=2))
-    with g.app.app_context():
-        session = db.session()
-        row = session.get(PushChannel, channel.id)
-        assert row is not None
-        row.renew_at = utcnow() - timedelta(seconds=1)
-        session.commit()
+    watch, channel = opened_google(g, timedelta(hours=2))
+    move(g.app, channel, renew_at=utcnow() - timedelta(seconds=1))
     result = g.app.test_cli_runner().invoke(args=["calendar", "push-renew"])
     assert result.exit_code == 0, result.output
     assert "1 push channel(s) renewed." in result.output and len(watch.bodies) == 2
+
+
+def move(app: Flask, channel: PushChannel, **values: datetime) -> None:
+    with app.app_context():
+        db.session.execute(
+            sa.update(PushChannel).where(PushChannel.id == channel.id).values(**values)
+        )
+        db.session.commit()
+
+
+def test_a_channel_that_ended_is_dropped_and_reopened_by_the_next_sync(g: Harness) -> None:
+    watch, channel = opened_google(g, timedelta(hours=2))
+    past = utcnow() - timedelta(minutes=1)
+    move(g.app, channel, renew_at=past, expires_at=past)
+    with g.app.app_context():
+        assert renew_due_channels(db.session(), get_settings(g.app), utcnow()) == 0
+    assert len(watch.bodies) == 1 and watch.stops == [] and channels(g.app) == []
+    assert google_status(g.client, g.auth)["pushActive"] is False
+
+    g.lists(page(token="s1"))
+    g.sync(0, 0, 0, 0)
+    assert len(watch.bodies) == 2 and len(channels(g.app)) == 1
+    assert google_status(g.client, g.auth)["pushActive"] is True
+
+
+def test_reconnecting_another_account_stops_the_old_accounts_channel(g: Harness) -> None:
+    watch, channel = opened_google(g, timedelta(days=7))
+    state = authorize(g.client, g.auth, GOOGLE)["state"]
+    g.http.post(GOOGLE.token_url, json=GOOGLE.token(2))
+    g.http.replace(responses.GET, p.GOOGLE_PRIMARY_URL, json=p.google_primary("bo@example.com"))
+    callback = f"{BASE}/google/callback?code=code-2&state={state}"
+    assert g.client.get(callback, headers=g.auth).status_code == 200
+
+    assert watch.stops == [{"id": channel.provider_channel_id, "resourceId": "resource-1"}]
+    stop = next(c.request for c in g.http.calls if c.request.url == STOP_URL)
+    assert stop.headers["Authorization"] == "Bearer ya29.access-1"  # the old account's grant
+    assert channels(g.app) == [] and google_status(g.client, g.auth)["pushActive"] is False
+
+
+def test_a_locked_channel_is_skipped_not_waited_for(g: Harness) -> None:
+    """PostgreSQL: a channel another renewer holds is skipped (SKIP LOCKED), not waited on."""
+    _, channel = opened_google(g, timedelta(hours=2))
+    due = channel.renew_at + timedelta(seconds=1)
+    with g.app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("row locks: PostgreSQL only (SQLite locks the whole database)")
+        holder, claimer = db.session.session_factory(), db.session.session_factory()
+        try:
+            holder.execute(
+                sa.select(PushChannel.id).where(PushChannel.id == channel.id).with_for_update()
+            )
+            claimer.execute(sa.text("SET LOCAL lock_timeout = '5s'"))
+            assert claim_due_channels(claimer, now=due, hold=timedelta(minutes=2), limit=10) == []
+            holder.rollback()
+            assert claim_due_channels(claimer, now=due, hold=timedelta(minutes=2), limit=10) == [
+                channel.id
+            ]
+        finally:
+            holder.close()
+            claimer.close()

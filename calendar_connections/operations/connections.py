@@ -215,7 +215,9 @@ def _connect(
 
     connection = _get_or_create_connection(session, user_id, provider)
     if connection.calendar_id and connection.calendar_id != account.calendar_id:
-        # Another account: what was synced belongs to the old calendar.
+        # Another account: what was synced belongs to the old calendar, and so do its push
+        # channels (stopped with the old account's grant, still stored; best effort).
+        stop_channels(session, settings, connection)
         _forget_provider_copies(session, connection)
         connection.links.clear()
         connection.reset_sync_state()

@@ -160,7 +160,7 @@ def _record_failure(
     if connection is None:
         return None
     log.warning("push channel of connection %s: %s failed: %s", connection_id, action, message)
-    connection.push_error = f"Push notifications are not active: {action} failed: {message}"
+    connection.push_error = f"Push notifications: {action} failed: {message}"
     refresh_push_expiry(session, connection)
     session.commit()
     return connection
@@ -252,9 +252,13 @@ def renew_due_channels(session: Session, settings: Settings, now: datetime) -> i
     )
     renewed = 0
     for channel_id in claimed:
-        channel = session.get(PushChannel, channel_id)
-        if channel is not None and _renew(session, settings, channel):
-            renewed += 1
+        try:
+            channel = session.get(PushChannel, channel_id)
+            if channel is not None and _renew(session, settings, channel):
+                renewed += 1
+        except Exception:  # one channel's failure must not cost the others their turn
+            session.rollback()
+            log.exception("push channel %s: renewal failed unexpectedly", channel_id)
     return renewed
 
 
@@ -269,7 +273,9 @@ def _renew(session: Session, settings: Settings, channel: PushChannel) -> bool:
     connection = session.get(CalendarConnection, connection_id)
     if connection is None:
         return False
-    if not connection.connected:
+    if not connection.connected or channel.expires_at <= utcnow():
+        # Nothing to renew with, or nothing left to renew: the next successful sync of the
+        # connection opens a new channel (open_channel), polling meanwhile.
         session.delete(channel)
         refresh_push_expiry(session, connection)
         session.commit()
