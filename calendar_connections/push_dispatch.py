@@ -164,6 +164,8 @@ class PushDispatcher:
             self._run_job(action)
         except Exception:  # the scheduler renews channels due for renewal anyway
             log.exception("push lifecycle action %s failed", action)
+        if action.then_sync:
+            self.sync_soon(action.connection_id)
 
 
 def _in_child(method: weakref.WeakMethod[Callable[[], None]]) -> Callable[[], None]:

@@ -122,17 +122,23 @@ def test_a_failing_sync_is_tried_again(dispatchers: Callable[..., PushDispatcher
     wait_until(lambda: len(calls) == 2 and not dispatcher.waiting(), 15, "the background work")
 
 
-def test_lifecycle_actions_run_in_the_background(
+def test_lifecycle_actions_run_in_the_background_and_a_reopen_syncs_after_it(
     dispatchers: Callable[..., PushDispatcher],
 ) -> None:
-    done: list[LifecycleAction] = []
-    dispatcher = PushDispatcher(FakeSync(), done.append, delay=DELAY, workers=1)
+    sync = FakeSync()
+    done: list[tuple[str, list[int]]] = []  # each action, and the syncs run before it ended
+    dispatcher = PushDispatcher(
+        sync, lambda action: done.append((action.event, list(sync.calls))), delay=DELAY, workers=1
+    )
     try:
-        action = LifecycleAction("reauthorizationRequired", 1, 2)
-        dispatcher.lifecycle_soon(action)
-        wait_until(lambda: done == [action], 15, "the background work")
+        dispatcher.lifecycle_soon(LifecycleAction("reauthorizationRequired", 1, 2))
+        wait_until(lambda: len(done) == 1, 15, "the renewal")
+        dispatcher.lifecycle_soon(LifecycleAction("subscriptionRemoved", 1, 2))
+        wait_until(lambda: sync.calls == [2] and not dispatcher.waiting(), 15, "the sync")
     finally:
         dispatcher.shutdown()
+    # Renewing needs no sync; the sync after a removal starts once the new subscription is open.
+    assert done == [("reauthorizationRequired", []), ("subscriptionRemoved", [])]
 
 
 def test_after_shutdown_nothing_more_is_taken(

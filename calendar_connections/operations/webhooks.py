@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -59,6 +59,12 @@ class LifecycleAction:
     event: str  # REAUTHORIZATION_REQUIRED or SUBSCRIPTION_REMOVED
     channel_id: int
     connection_id: int
+
+    @property
+    def then_sync(self) -> bool:
+        """Sync once it is done: after the new subscription is open, so that the sync (which
+        opens one when none is open) cannot open a second one beside it."""
+        return self.event == SUBSCRIPTION_REMOVED
 
 
 class Dispatch(Protocol):
@@ -174,7 +180,8 @@ def receive_graph(
     if not due and not actions:
         log.info("graph notifications ignored: no subscription of ours")
         return Outcome.IGNORED
-    marked = _mark_due(session, due, now, dispatch)
+    reopening = {action.connection_id for action in actions if action.then_sync}
+    marked = _mark_due(session, due, now, dispatch, later=reopening)
     for action in actions:
         dispatch.lifecycle_soon(action)
     return Outcome.DUE if marked or actions else Outcome.IGNORED
@@ -185,12 +192,19 @@ def _due(session: Session, connection_ids: set[int], now: datetime, dispatch: Di
 
 
 def _mark_due(
-    session: Session, connection_ids: set[int], now: datetime, dispatch: Dispatch
+    session: Session,
+    connection_ids: set[int],
+    now: datetime,
+    dispatch: Dispatch,
+    *,
+    later: Collection[int] = (),
 ) -> list[int]:
+    """Mark, commit, then hand to the dispatcher those not left to a lifecycle action."""
     marked = [cid for cid in sorted(connection_ids) if mark_due(session, cid, now)]
     session.commit()  # durable before anyone is told: a crash now leaves it to the scheduler
     for connection_id in marked:
-        dispatch.sync_soon(connection_id)
+        if connection_id not in later:
+            dispatch.sync_soon(connection_id)
     return marked
 
 
