@@ -98,10 +98,8 @@ class PushDispatcher:
     def lifecycle_soon(self, action: LifecycleAction) -> None:
         """Run a subscription's lifecycle action (renew, reopen) in the background, now."""
         with self._lock:
-            if self._closed:
-                return
-            pool = self._ensure_started()
-        pool.submit(self._run_lifecycle, action)
+            if not self._closed:
+                self._ensure_started().submit(self._run_lifecycle, action)
 
     def waiting(self) -> set[int]:
         """The connections waiting or syncing in this process."""

@@ -142,13 +142,14 @@ def claim_stale(
     """Claim up to ``limit`` connections due by a notification (first) or stale (oldest
     first); commits. Their ids. Claiming clears their ``push_due_at``.
 
-    Stale is ``stale_since(stale_before)``, or, with ``stale_before_push``, the later cutoff
-    for connections whose push is active. One UPDATE over a subquery of candidates: the due
-    ones (on the ``push_due_at`` index) then the stale ones (walking the sync-order index),
-    each branch limited. Several schedulers (workers, hosts) call this at once: on PostgreSQL
-    the candidates are read with FOR UPDATE SKIP LOCKED so each takes different rows;
-    everywhere the UPDATE re-checks that the row is still free and still due or stale, so a
-    connection another scheduler has just synced is not synced again in the same round.
+    Stale is last synced before ``stale_before``, or, given ``stale_before_push``, before
+    that for connections whose push is active (``stale_since``). One UPDATE over a subquery
+    of candidates: the due ones (on the ``push_due_at`` index) then the stale ones (walking
+    the sync-order index), each branch limited. Several schedulers (workers, hosts) call this
+    at once: on PostgreSQL the candidates are read with FOR UPDATE SKIP LOCKED so each takes
+    different rows; everywhere the UPDATE re-checks that the row is still free and still due
+    or stale, so a connection another scheduler has just synced is not synced again in the
+    same round.
     """
     now = utcnow()
     stale = stale_since(stale_before, push_cutoff=stale_before_push, now=now)
