@@ -10,7 +10,6 @@ not ``{"value": [...]}``, too large) is a 4xx problem; a database that does not 
 
 from __future__ import annotations
 
-from http import HTTPStatus
 from typing import Any
 
 from flask import Response, current_app, request
@@ -23,7 +22,7 @@ from ..operations import webhooks
 from ..operations.webhooks import MAX_ID_LENGTH, MAX_SECRET_LENGTH
 from ..push_dispatch import get_dispatcher
 from .bodies import decode_json_body
-from .common import ApiBlueprint
+from .common import ApiBlueprint, problems
 
 blp = ApiBlueprint(
     "webhooks",
@@ -36,7 +35,8 @@ blp = ApiBlueprint(
 # Graph's validation tokens are short opaque strings; a longer one is not Graph's.
 MAX_VALIDATION_TOKEN_LENGTH = 2048
 UNAUTHENTICATED: dict[str, Any] = {"security": []}
-PROBLEMS = (500, 503)
+# What any request may meet: a bug, or a database that does not answer.
+SERVER_PROBLEMS = (500, 503)
 
 
 def _header(name: str, description: str, **schema: Any) -> dict[str, Any]:
@@ -75,18 +75,9 @@ VALIDATION_TOKEN = {
 }
 
 
-def _documented(*statuses: int) -> Any:
-    def decorate(view: Any) -> Any:
-        for status in sorted({*statuses, *PROBLEMS}):
-            view = blp.alt_response(status, response=HTTPStatus(status).name)(view)
-        return view
-
-    return decorate
-
-
 @blp.route("/google")
 class GoogleNotifications(MethodView):
-    @_documented()
+    @problems(blp, *SERVER_PROBLEMS)
     @blp.doc(
         summary="Receive a Google Calendar push notification",
         description="Google's `events.watch` channel posts here, with no body. Answered 204 "
@@ -106,7 +97,7 @@ class GoogleNotifications(MethodView):
 
 @blp.route("/outlook")
 class GraphNotifications(MethodView):
-    @_documented(400, 413)
+    @problems(blp, 400, 413, *SERVER_PROBLEMS)
     @blp.doc(
         summary="Receive Microsoft Graph change and lifecycle notifications",
         description="Both the `notificationUrl` and the `lifecycleNotificationUrl` of our "

@@ -10,7 +10,6 @@ is the connection handed to the process's dispatcher. Anything else changes noth
 
 from __future__ import annotations
 
-import enum
 import hmac
 import logging
 from collections.abc import Collection, Iterable
@@ -33,8 +32,7 @@ log = logging.getLogger(__name__)
 # the secrets we send (Google: up to 256 characters; Graph: 128) all fit.
 MAX_ID_LENGTH = 255
 MAX_SECRET_LENGTH = 256
-# Google's states: "sync" opens a channel (nothing changed yet); the others report a change.
-GOOGLE_SYNC_STATE = "sync"
+# Google's states that report a change ("sync" only says a channel opened).
 GOOGLE_CHANGE_STATES = frozenset({"exists", "not_exists"})
 # Graph's lifecycle events (https://learn.microsoft.com/graph/change-notifications-lifecycle-events).
 REAUTHORIZATION_REQUIRED = "reauthorizationRequired"
@@ -42,14 +40,6 @@ SUBSCRIPTION_REMOVED = "subscriptionRemoved"
 MISSED = "missed"
 # More notifications than this in one POST are not Graph's (it batches far fewer).
 MAX_GRAPH_ITEMS = 1000
-
-
-class Outcome(enum.Enum):
-    """What a notification did (the answer is the same whatever it is)."""
-
-    IGNORED = "ignored"  # not trusted, or about a connection no longer connected
-    ACKNOWLEDGED = "acknowledged"  # trusted, nothing changed (Google's sync message)
-    DUE = "due"  # trusted: its connection is due
 
 
 @dataclass(frozen=True)
@@ -131,17 +121,14 @@ def mark_due(session: Session, connection_id: int, now: datetime) -> bool:
 
 def receive_google(
     session: Session, notification: GoogleNotification, now: datetime, dispatch: Dispatch
-) -> Outcome:
-    """Act on one Google message: a trusted change marks its connection due; commits."""
+) -> None:
+    """Act on one Google message: a trusted change marks its connection due (commits);
+    ``sync`` (the channel opened) and anything untrusted change nothing."""
     channel = trusted_channel(session, notification.channel_id, notification.token)
     if channel is None or not _same_resource(channel, notification.resource_id):
         log.info("google notification ignored: not a channel of ours")
-        return Outcome.IGNORED
-    if notification.state == GOOGLE_SYNC_STATE:
-        return Outcome.ACKNOWLEDGED
-    if notification.state not in GOOGLE_CHANGE_STATES:
-        return Outcome.IGNORED
-    return _due(session, {channel.connection_id}, now, dispatch)
+    elif notification.state in GOOGLE_CHANGE_STATES:
+        _mark_due(session, {channel.connection_id}, now, dispatch)
 
 
 def _same_resource(channel: PushChannel, resource_id: str | None) -> bool:
@@ -153,7 +140,7 @@ def _same_resource(channel: PushChannel, resource_id: str | None) -> bool:
 
 def receive_graph(
     session: Session, items: Iterable[Any], now: datetime, dispatch: Dispatch
-) -> Outcome:
+) -> None:
     """Act on Graph's ``value`` array: trusted change notifications and ``missed`` mark their
     connections due, ``subscriptionRemoved`` too and reopens, ``reauthorizationRequired``
     renews (both in the background); commits."""
@@ -179,16 +166,11 @@ def receive_graph(
             actions.append(LifecycleAction(event, channel.id, channel.connection_id))
     if not due and not actions:
         log.info("graph notifications ignored: no subscription of ours")
-        return Outcome.IGNORED
+        return
     reopening = {action.connection_id for action in actions if action.then_sync}
-    marked = _mark_due(session, due, now, dispatch, later=reopening)
+    _mark_due(session, due, now, dispatch, later=reopening)
     for action in actions:
         dispatch.lifecycle_soon(action)
-    return Outcome.DUE if marked or actions else Outcome.IGNORED
-
-
-def _due(session: Session, connection_ids: set[int], now: datetime, dispatch: Dispatch) -> Outcome:
-    return Outcome.DUE if _mark_due(session, connection_ids, now, dispatch) else Outcome.IGNORED
 
 
 def _mark_due(
@@ -198,14 +180,13 @@ def _mark_due(
     dispatch: Dispatch,
     *,
     later: Collection[int] = (),
-) -> list[int]:
+) -> None:
     """Mark, commit, then hand to the dispatcher those not left to a lifecycle action."""
     marked = [cid for cid in sorted(connection_ids) if mark_due(session, cid, now)]
     session.commit()  # durable before anyone is told: a crash now leaves it to the scheduler
     for connection_id in marked:
         if connection_id not in later:
             dispatch.sync_soon(connection_id)
-    return marked
 
 
 def run_lifecycle_action(session: Session, settings: Settings, action: LifecycleAction) -> None:
