@@ -45,7 +45,7 @@ from calendar_connections.providers.google.batch import Call, decode_answers, en
 from calendar_connections.providers.outlook.batch import MAX_REQUESTS as GRAPH_BATCH
 from calendar_connections.providers.outlook.batch import GraphCall, batch_body
 
-from .claim import measure_claim
+from .claim import measure_claim, measure_push_claim, push_claim_row
 from .fake_providers import FakeProviders, serving
 from .reads import measure_reads, print_rows
 
@@ -53,6 +53,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 USER = "bench-user"
 CLAIM_AMONG = 100_000
 CLAIM_STALE = 100
+CLAIM_PUSH = 10_000
 
 
 def floor(listing: str, next_key: str, params: dict[str, Any] | None = None) -> float:
@@ -321,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"  scheduler claim of {CLAIM_STALE} stale among {CLAIM_AMONG:,} connections:"
                     f" {seconds * 1000:.1f} ms, {statements} statements"
                 )
+                print("  " + push_claim_row(CLAIM_PUSH, *measure_push_claim(app, CLAIM_PUSH)))
             # Last: it empties the database for a calendar of its own.
             rows = measure_reads(
                 app, url, events=args.read_events, duration=args.read_seconds, repeat=args.repeat

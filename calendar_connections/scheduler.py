@@ -71,17 +71,26 @@ def run_round(
     on_result: Callable[[SyncResult], None] | None = None,
     on_claimed: Callable[[int], None] | None = None,
 ) -> RoundResult:
-    """Claim stale connections (oldest first) and sync them, a bounded number at a time."""
+    """Claim connections due by a notification, then stale ones (oldest first), and sync them,
+    a bounded number at a time.
+
+    Stale is ``SYNC_STALE_AFTER``, or ``SYNC_STALE_AFTER_PUSH`` while push is active; an
+    explicit ``older_than`` applies to every connection.
+    """
     settings = get_settings(app)
     concurrency = max(1, settings.sync_concurrency)
     owner = lease.new_owner()
     with app.app_context():
-        cutoff = utcnow() - (older_than if older_than is not None else stale_after(settings))
+        now = utcnow()
+        push_cutoff = None
+        if older_than is None:
+            push_cutoff = now - timedelta(seconds=settings.sync_stale_after_push)
         claimed = lease.claim_stale(
             db.session(),
             owner=owner,
             ttl=lease_ttl(settings),
-            stale_before=cutoff,
+            stale_before=now - (older_than if older_than is not None else stale_after(settings)),
+            stale_before_push=push_cutoff,
             limit=limit or settings.sync_batch_size,
         )
         db.session.remove()

@@ -124,16 +124,26 @@ def parse_provider(value: str) -> Provider:
     return provider
 
 
+def problems(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
+    """Document ``statuses`` as problem answers of the view."""
+
+    def decorate(view: F) -> F:
+        wrapped: Any = view
+        for status in sorted(set(statuses)):
+            wrapped = blp.alt_response(status, response=HTTPStatus(status).name)(wrapped)
+        result: F = wrapped
+        return result
+
+    return decorate
+
+
 def authenticated(blp: Blueprint, *statuses: int, body: bool = False) -> Callable[[F], F]:
     """Require a Bearer token; document 401, 500, 503, ``statuses`` (and those of a JSON
     ``body``) as problems."""
 
     def decorate(view: F) -> F:
-        wrapped: Any = jwt_required()(view)
         documented = {*ALWAYS_DOCUMENTED, *statuses, *(BODY_STATUSES if body else ())}
-        for status in sorted(documented):
-            wrapped = blp.alt_response(status, response=HTTPStatus(status).name)(wrapped)
-        result: F = wrapped
-        return result
+        protected: F = jwt_required()(view)
+        return problems(blp, *documented)(protected)
 
     return decorate
