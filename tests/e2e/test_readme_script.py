@@ -56,6 +56,9 @@ def test_the_walkthrough_runs_twice_and_stops_what_it_started(tmp_path: Path) ->
         result = run(script, port, sandbox_port)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "Review (moved)" in result.stdout
+        # The last change came by push: no sync call between it and the CRM showing it.
+        assert "Review (pushed)" in result.stdout
+        assert '"pushActive":true' in result.stdout.replace(" ", "")
         assert not listening(port) and not listening(sandbox_port)
     ignored = subprocess.run(
         ["git", "check-ignore", "sandbox.log", "service.log"],
