@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..ical.recurrence import occurrences
 from ..ical.rrule import RecurrenceError
@@ -19,6 +19,9 @@ log = logging.getLogger(__name__)
 
 # The ``seen_round`` of a link to an event the push created: no listing has shown it yet.
 UNLISTED = 0
+# The ``seen_round`` of a link an incremental listing showed, until that listing's cursor is
+# saved (see UnconfirmedLinks).
+HELD = -1
 
 
 def in_window(event: CalendarEvent, start: datetime, end: datetime) -> bool:
@@ -109,57 +112,52 @@ class UnconfirmedLinks:
     after the cursor was issued, or one a listing killed before saving its cursor created in
     the CRM, and deleted by its owner before the next listing, would stay in the CRM. Such
     links stay ``UNLISTED`` until a listing shows them and its cursor is saved; those the
-    listing did not show are read once.
+    listing did not show are read once. The links a listing shows are ``HELD`` until then (a
+    listing killed before saving its cursor leaves them unconfirmed), all in the database:
+    nothing here grows with the calendar.
     """
 
     puller: Puller
-    confirmed: set[int]  # links some saved cursor has shown, when the listing began
-    unlisted: set[int]
-    listed: set[int] = field(default_factory=set)
 
     @classmethod
     def load(cls, puller: Puller) -> UnconfirmedLinks:
-        """The connection's links, before an incremental listing."""
-        rows = puller.session.execute(
-            select(EventLink.id, EventLink.seen_round).where(
-                EventLink.connection_id == puller.connection.id, EventLink.kind == LINK_EVENT
-            )
-        ).all()
-        return cls(
-            puller,
-            confirmed={link_id for link_id, seen in rows if seen != UNLISTED},
-            unlisted={link_id for link_id, seen in rows if seen == UNLISTED},
+        """Before an incremental listing: links held by a listing that never saved its cursor
+        are unconfirmed still; the links this listing shows are held."""
+        puller.session.execute(
+            update(EventLink)
+            .where(EventLink.connection_id == puller.connection.id, EventLink.seen_round == HELD)
+            .values(seen_round=UNLISTED)
+            .execution_options(synchronize_session=False)
         )
-
-    def hold(self) -> None:
-        """Before a page is committed: the links it showed or created stay unconfirmed."""
-        session = self.puller.session
-        shown = session.execute(
-            select(EventLink.id).where(
-                EventLink.connection_id == self.puller.connection.id,
-                EventLink.kind == LINK_EVENT,
-                EventLink.seen_round != UNLISTED,
-            )
-        ).scalars()
-        for link_id in set(shown) - self.confirmed:
-            link = session.get(EventLink, link_id)
-            assert link is not None
-            self.listed.add(link_id)
-            link.seen_round = UNLISTED
+        puller.listed_round = HELD
+        return cls(puller)
 
     def check(self, client: CalendarClient) -> None:
-        """After the last page, with the cursor: confirm the links listed, read the others."""
-        for link_id in sorted(self.unlisted | self.listed):
-            link = self.puller.session.get(EventLink, link_id)
-            if link is None:
-                continue  # removed by the listing
-            if link_id not in self.listed and link.seen_round == UNLISTED:
-                try:
-                    remote = client.get(link.external_id)
-                except RemoteGone:
-                    self.puller.remove(link.external_id, None)
-                    continue
-                if remote.cancelled:
-                    self.puller.remove(link.external_id, remote.updated)
-                    continue
-            link.seen_round = self.puller.round
+        """After the last page, with the cursor: read the links the listing did not show,
+        confirm the others."""
+        puller = self.puller
+        mine = EventLink.connection_id == puller.connection.id
+        unlisted = puller.session.execute(
+            select(EventLink.external_id)
+            .where(mine, EventLink.kind == LINK_EVENT, EventLink.seen_round == UNLISTED)
+            .order_by(EventLink.id)
+        ).scalars()
+        for external_id in list(unlisted):
+            try:
+                remote = client.get(external_id)
+            except RemoteGone:
+                puller.remove(external_id, None)
+                continue
+            if remote.cancelled:
+                puller.remove(external_id, remote.updated)
+                continue
+            link = puller.link_for(external_id)
+            if link is not None:
+                link.seen_round = puller.round
+        puller.session.execute(
+            update(EventLink)
+            .where(mine, EventLink.seen_round == HELD)
+            .values(seen_round=puller.round)
+            .execution_options(synchronize_session=False)
+        )
+        puller.listed_round = None
