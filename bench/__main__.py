@@ -41,6 +41,7 @@ from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
 
 from .claim import measure_claim
 from .fake_providers import FakeProviders, serving
+from .memory import peak_mib
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 USER = "bench-user"
@@ -212,6 +213,24 @@ def measure(
     return rows
 
 
+def measure_memory(url: str, instance: Path, sizes: tuple[int, ...]) -> list[tuple[str, float]]:
+    """Per provider and calendar size: the peak memory of a full pull, in MiB."""
+    rows = []
+    for provider, slug, calendar_id in (
+        ("GOOGLE", "google", "primary"),
+        ("OUTLOOK", "outlook", "cal-1"),
+    ):
+        for size in sizes:
+            with serving(size) as fake:
+                app = make_app(url, fake, instance)
+                reset(app, provider, calendar_id)
+                peak = peak_mib(lambda: timed_sync(app, slug))  # noqa: B023 (called at once)
+                with app.app_context():
+                    db.engine.dispose()
+            rows.append((provider, peak))
+    return rows
+
+
 def postgres_url() -> str | None:
     url = os.environ.get("BENCH_PG_URL", DEFAULT_PG)
     admin = sa.engine.make_url(url).set(database="postgres")
@@ -262,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"  {provider.title()} push of {args.push:,} new CRM events: {seconds:.2f} s, "
                     f"{requests_each:.2f} provider requests per event"
+                )
+            small = max(args.events // 4, 1)  # a whole Google page (2,500) of 10,000
+            peaks = measure_memory(url, Path(tmp), (small, args.events))
+            for (provider, low), (_, high) in zip(peaks[::2], peaks[1::2], strict=True):
+                print(
+                    f"  {provider.title()} peak memory of a full pull: {low:.1f} MiB for "
+                    f"{small:,} events, {high:.1f} MiB for {args.events:,} ({high / low:.2f}x)"
                 )
             if label == "PostgreSQL":
                 seconds, statements = measure_claim(app, CLAIM_AMONG, CLAIM_STALE)

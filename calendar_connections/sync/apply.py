@@ -6,8 +6,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import inspect, or_, select
+from sqlalchemy import Table, insert, inspect, or_, select
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
@@ -17,12 +18,15 @@ from ..models import (
     CalendarConnection,
     CalendarEvent,
     EventLink,
+    new_uid,
     utcnow,
 )
 from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
 from .counts import Counts
 from .fields import (
     assign_fields,
+    event_columns,
+    field_digests,
     fields_of,
     mark_synced,
     merge_exdates,
@@ -54,6 +58,9 @@ class Puller:
     # CRM events its tags name, each read in one query (see ``load_page``).
     page_links: dict[str, EventLink | None] = field(default_factory=dict)
     page_tags: dict[str, CalendarEvent | None] = field(default_factory=dict)
+    # Events the page created, as rows (an event's and its link's) written together by
+    # ``write_created``: no ORM object each.
+    new_rows: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
 
     def load_page(self, items: list[RemoteEvent]) -> None:
         """Read the links of a page's items (and of their series), with their events, and the
@@ -62,6 +69,7 @@ class Puller:
         wanted |= {item.series_external_id for item in items if item.series_external_id}
         self.page_links = dict.fromkeys(wanted)
         self.page_tags = {}
+        self.new_rows = {}
         if not wanted:
             return
         for link in self.session.execute(
@@ -99,8 +107,33 @@ class Puller:
         self.page_links = {}
         self.page_tags = {}
 
+    def flush(self) -> None:
+        """Write what the page changed: the ORM's changes, then the events it created."""
+        self.session.flush()
+        self.write_created()
+
+    def write_created(self) -> None:
+        """Insert the events the page created and their links: a statement or two each."""
+        if not self.new_rows:
+            return
+        rows, self.new_rows = list(self.new_rows.values()), {}
+        self.session.flush()  # the ORM's deletes first: a new link may reuse an external id
+        events = _table(CalendarEvent)
+        inserted = self.session.execute(
+            insert(events).returning(events.c.uid, events.c.id), [row for row, _ in rows]
+        )
+        ids: dict[str, int] = {uid: event_id for uid, event_id in inserted}
+        self.session.execute(
+            insert(_table(EventLink)),
+            [{**link, "event_id": ids[row["uid"]]} for row, link in rows],
+        )
+        for _, link in rows:
+            self.page_links.pop(link["external_id"], None)  # read from the database now
+
     def link_for(self, external_id: str) -> EventLink | None:
         """The link of this connection to ``external_id``."""
+        if external_id in self.new_rows:
+            self.write_created()
         if external_id in self.page_links:
             link = self.page_links[external_id]
             if link is None or not _removed(self.session, link):
@@ -123,8 +156,12 @@ class Puller:
 
     def seen(self, link: EventLink) -> None:
         """The listing showed ``link``'s provider event."""
-        listed = self.listed_round if self.listed_round is not None else self.round
-        link.seen_round = listed if link.kind == LINK_EVENT else self.round
+        link.seen_round = self._seen_round(link.kind)
+
+    def _seen_round(self, kind: str) -> int:
+        if kind == LINK_EVENT and self.listed_round is not None:
+            return self.listed_round
+        return self.round
 
     def created_now(self, event: CalendarEvent) -> bool:
         """Whether this sync created ``event`` (from this connection's provider)."""
@@ -333,19 +370,52 @@ class Puller:
         return known and remote.updated is not None and remote.updated > event.deleted_at
 
     def _create(self, remote: RemoteEvent) -> None:
-        series: CalendarEvent | None = None
         if remote.kind == KIND_EXCEPTION and remote.series_external_id:
-            series_link = self.link_for(remote.series_external_id)
-            if series_link is None:
-                self.deferred.append(remote)
-                return
-            series = series_link.event
-            self.seen(series_link)
+            self._create_instance(remote)
+            return
+        columns = event_columns(storable_fields(remote.fields))
+        now = utcnow()
+        event = {
+            **columns,
+            "uid": new_uid(),
+            "user_id": self.connection.user_id,
+            "origin": self.connection.provider,
+            "version": 1,
+            "created_at": now,
+            "updated_at": remote.updated or now,
+            "deleted_at": None,
+            "series_id": None,
+            "original_start_at": None,
+            "original_start_date": None,
+        }
+        link = {
+            "connection_id": self.connection.id,
+            "external_id": remote.external_id,
+            "kind": LINK_EVENT,
+            "original_start": None,
+            "etag": remote.etag,
+            "remote_updated_at": remote.updated,
+            "synced_version": 1,
+            "synced_fields": field_digests(EventFields(**columns)),
+            "seen_round": self._seen_round(LINK_EVENT),
+        }
+        self.new_rows[remote.external_id] = (event, link)
+        self.counts.created += 1
+
+    def _create_instance(self, remote: RemoteEvent) -> None:
+        """A moved or changed instance of a series: an event of its own, after its series."""
+        assert remote.series_external_id is not None
+        series_link = self.link_for(remote.series_external_id)
+        if series_link is None:
+            self.deferred.append(remote)
+            return
+        series = series_link.event
+        self.seen(series_link)
         event = CalendarEvent(
             user_id=self.connection.user_id, origin=self.connection.provider, version=1
         )
         assign_fields(event, storable_fields(remote.fields))
-        if series is not None and remote.original_start is not None:
+        if remote.original_start is not None:
             if series.id is None:
                 self.session.flush()  # created by this page
             event.series_id = series.id
@@ -385,6 +455,7 @@ class Puller:
                 remote.series_external_id,
             )
         self.deferred = []
+        self.flush()
 
 
 def _incoming(remote: RemoteEvent, event: CalendarEvent) -> EventFields:
@@ -433,9 +504,9 @@ def apply_page(
                         before(current)
                     puller.apply(current)
                     if one_by_one:
-                        puller.session.flush()
+                        puller.flush()
                 current = None
-                puller.session.flush()
+                puller.flush()
                 return
             except _UNSTORABLE as exc:
                 if isinstance(exc, _NOT_THE_ITEM):
@@ -461,6 +532,13 @@ def apply_page(
                 )
     finally:
         puller.forget_page()
+
+
+def _table(model: type[CalendarEvent] | type[EventLink]) -> Table:
+    """A model's table, for bulk statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _is_event_id(tag: str) -> bool:
