@@ -21,6 +21,7 @@ from ..models import (
     new_uid,
     utcnow,
 )
+from ..models.event import storable_text
 from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
 from .counts import Counts
 from .fields import (
@@ -36,6 +37,10 @@ from .fields import (
 )
 
 log = logging.getLogger(__name__)
+
+# The longest provider id and CRM uid the tables hold (event_link.external_id, event.uid).
+EXTERNAL_ID_MAX_LENGTH = 1024
+UID_LENGTH = 32
 
 
 @dataclass
@@ -67,6 +72,8 @@ class Puller:
         CRM events their tags name: one query each, instead of one per item."""
         wanted = {item.external_id for item in items}
         wanted |= {item.series_external_id for item in items if item.series_external_id}
+        # An id no database could hold is looked up on its own, failing for its item alone.
+        wanted = {name for name in wanted if storable_text(name, EXTERNAL_ID_MAX_LENGTH) == name}
         self.page_links = dict.fromkeys(wanted)
         self.page_tags = {}
         self.new_rows = {}
@@ -90,8 +97,11 @@ class Puller:
         if not tags:
             return
         self.page_tags = dict.fromkeys(tags)
-        ids = [int(tag) for tag in tags if _is_event_id(tag)]
-        uids = [tag for tag in tags if not _is_event_id(tag)]
+        named = [_tag_key(tag) for tag in tags]
+        ids = [key for key in named if isinstance(key, int)]
+        uids = [key for key in named if isinstance(key, str)]
+        if not ids and not uids:
+            return
         for event in self.session.execute(
             select(CalendarEvent).where(
                 CalendarEvent.user_id == self.connection.user_id,
@@ -184,11 +194,14 @@ class Puller:
             return None
         if tag in self.page_tags:
             return self.page_tags[tag]
+        key = _tag_key(tag)
+        if key is None:
+            return None
         mine = CalendarEvent.user_id == self.connection.user_id
-        if _is_event_id(tag):
-            named = CalendarEvent.id == int(tag)
+        if isinstance(key, int):
+            named = CalendarEvent.id == key
         else:
-            named = CalendarEvent.uid == tag
+            named = CalendarEvent.uid == key
         return self.session.execute(select(CalendarEvent).where(mine, named)).scalar_one_or_none()
 
     def apply(self, remote: RemoteEvent) -> None:
@@ -541,9 +554,15 @@ def _table(model: type[CalendarEvent] | type[EventLink]) -> Table:
     return table
 
 
-def _is_event_id(tag: str) -> bool:
-    """Whether a CRM tag is an event's API id (a uid is 32 hex digits)."""
-    return tag.isdigit() and len(tag) < 19
+def _tag_key(tag: str) -> int | str | None:
+    """What a CRM tag names: an event's API id (at most 32 bits, as the API's), a uid (32
+    hex digits, from earlier versions), or nothing the CRM could hold."""
+    if tag.isdigit() and len(tag) < 19:
+        number = int(tag)
+        return number if number < 2**31 else None
+    if tag.isascii() and tag.isprintable() and len(tag) <= UID_LENGTH:
+        return tag
+    return None
 
 
 def _removed(session: Session, link: EventLink) -> bool:

@@ -220,7 +220,6 @@ def _pull(
     # Some incremental listings report no removal of an item they never listed.
     confirm = not full and not capabilities.reports_unlisted_removals
     unlisted = UnconfirmedLinks.load(puller) if confirm else None
-    session.commit()  # no write lock held while the first page is read
     cursor: str | None = None
     skipped_before = len(counts.skipped)
     for number, page in enumerate(client.list_changes(connection.sync_cursor, start, end)):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import contains_eager
 
 from ..ical.recurrence import occurrences
 from ..ical.rrule import RecurrenceError
@@ -19,9 +21,6 @@ log = logging.getLogger(__name__)
 
 # The ``seen_round`` of a link to an event the push created: no listing has shown it yet.
 UNLISTED = 0
-# The ``seen_round`` of a link an incremental listing showed, until that listing's cursor is
-# saved (see UnconfirmedLinks).
-HELD = -1
 
 
 def in_window(event: CalendarEvent, start: datetime, end: datetime) -> bool:
@@ -45,19 +44,22 @@ def in_window(event: CalendarEvent, start: datetime, end: datetime) -> bool:
 
 def remove_unlisted(puller: Puller, start: datetime, end: datetime) -> None:
     """Links a full listing did not see, within its window, were deleted at the provider."""
-    stale = puller.session.execute(
-        select(EventLink).where(
-            EventLink.connection_id == puller.connection.id,
-            EventLink.seen_round < puller.round,
-        )
-    ).scalars()
     # Series (and single events) first, then moved instances, then occurrences: a series gone
     # whole is deleted with its instances, not emptied first by an EXDATE per instance.
-    ordered = sorted(
-        stale,
-        key=lambda link: (link.kind == LINK_OCCURRENCE, link.event.series_id is not None, link.id),
-    )
-    for link in ordered:
+    stale = puller.session.execute(
+        select(EventLink)
+        .join(EventLink.event)
+        .options(contains_eager(EventLink.event))
+        .where(
+            EventLink.connection_id == puller.connection.id,
+            EventLink.seen_round < puller.round,
+            or_(EventLink.kind == LINK_OCCURRENCE, ~_surely_outside(start, end)),
+        )
+        .order_by(
+            EventLink.kind == LINK_OCCURRENCE, CalendarEvent.series_id.is_not(None), EventLink.id
+        )
+    ).scalars()
+    for link in stale.all():
         if puller.link_for(link.external_id) is None:
             continue  # removed with its series above
         if link.kind == LINK_OCCURRENCE:
@@ -67,6 +69,27 @@ def remove_unlisted(puller: Puller, start: datetime, end: datetime) -> None:
             puller.remove(link.external_id, None)
         elif link.event.deleted_at is None and in_window(link.event, start, end):
             puller.remove(link.external_id, None)
+
+
+def _surely_outside(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """Events ``in_window`` would say a listing of [start, end) need not list, told by SQL:
+    deleted ones, and single ones ended before it or starting after it (most of a calendar's
+    history), so that a full listing does not read them back."""
+    event = CalendarEvent
+    timed = and_(
+        event.all_day.is_(False),
+        event.start_at.is_not(None),
+        event.end_at.is_not(None),
+        or_(event.end_at <= start, event.start_at >= end),
+    )
+    all_day = and_(
+        event.all_day.is_(True),
+        event.start_date.is_not(None),
+        event.end_date.is_not(None),
+        or_(event.end_date <= start.astimezone(UTC).date(), event.start_date >= end.date()),
+    )
+    single = and_(event.recurrence.is_(None), or_(timed, all_day))
+    return or_(event.deleted_at.is_not(None), single)
 
 
 def exclude_missing_occurrences(
@@ -111,38 +134,40 @@ class UnconfirmedLinks:
     Some deltas report no removal of an item they never listed: an event the push created
     after the cursor was issued, or one a listing killed before saving its cursor created in
     the CRM, and deleted by its owner before the next listing, would stay in the CRM. Such
-    links stay ``UNLISTED`` until a listing shows them and its cursor is saved; those the
-    listing did not show are read once. The links a listing shows are ``HELD`` until then (a
-    listing killed before saving its cursor leaves them unconfirmed), all in the database:
-    nothing here grows with the calendar.
+    links stay unconfirmed (``UNLISTED``, or below) until a listing shows them and its cursor
+    is saved; those the listing did not show are read once. The links a listing shows carry
+    its ``held`` mark until then (a listing killed before saving its cursor leaves them
+    unconfirmed, its mark never used again), all in the database: nothing here grows with
+    the calendar, and a listing that changed nothing costs one query.
     """
 
     puller: Puller
+    held: int
 
     @classmethod
     def load(cls, puller: Puller) -> UnconfirmedLinks:
-        """Before an incremental listing: links held by a listing that never saved its cursor
-        are unconfirmed still; the links this listing shows are held."""
-        puller.session.execute(
-            update(EventLink)
-            .where(EventLink.connection_id == puller.connection.id, EventLink.seen_round == HELD)
-            .values(seen_round=UNLISTED)
-            .execution_options(synchronize_session=False)
-        )
-        puller.listed_round = HELD
-        return cls(puller)
+        """Before an incremental listing: the links it shows get a mark of its own."""
+        # Negative, never UNLISTED; one listing's in 2**31 (the mark of a listing that was
+        # killed, reused, would confirm its links unread: the next full listing checks them).
+        held = -1 - secrets.randbelow(2**31 - 2)
+        puller.listed_round = held
+        return cls(puller, held)
 
     def check(self, client: CalendarClient) -> None:
         """After the last page, with the cursor: read the links the listing did not show,
         confirm the others."""
         puller = self.puller
         mine = EventLink.connection_id == puller.connection.id
-        unlisted = puller.session.execute(
-            select(EventLink.external_id)
-            .where(mine, EventLink.kind == LINK_EVENT, EventLink.seen_round == UNLISTED)
+        unconfirmed = puller.session.execute(
+            select(EventLink.external_id, EventLink.seen_round)
+            .where(mine, EventLink.kind == LINK_EVENT, EventLink.seen_round <= UNLISTED)
             .order_by(EventLink.id)
-        ).scalars()
-        for external_id in list(unlisted):
+        ).all()
+        shown = False
+        for external_id, seen in unconfirmed:
+            if seen == self.held:
+                shown = True
+                continue
             try:
                 remote = client.get(external_id)
             except RemoteGone:
@@ -154,10 +179,11 @@ class UnconfirmedLinks:
             link = puller.link_for(external_id)
             if link is not None:
                 link.seen_round = puller.round
-        puller.session.execute(
-            update(EventLink)
-            .where(mine, EventLink.seen_round == HELD)
-            .values(seen_round=puller.round)
-            .execution_options(synchronize_session=False)
-        )
+        if shown:
+            puller.session.execute(
+                update(EventLink)
+                .where(mine, EventLink.seen_round == self.held)
+                .values(seen_round=puller.round)
+                .execution_options(synchronize_session=False)
+            )
         puller.listed_round = None
