@@ -5,8 +5,9 @@ sync endpoint, against fake providers on loopback (see ``fake_providers``), and 
 same pages fetched and JSON-decoded by a plain loop, no database. Repetitions alternate floor
 and sync; the table shows medians, their ratio, and the database statements per pulled event.
 Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
-1,000) with the provider requests it took per event; on PostgreSQL, the scheduler's claim of
-100 stale connections among 100,000 (see ``claim``).
+1,000) with the provider requests it took per event; the peak memory of a full pull of N/4
+and of N events (flat: a page at a time, see ``memory``); on PostgreSQL, the scheduler's claim
+of 100 stale connections among 100,000 (see ``claim``).
 
     python -m bench [--events N] [--repeat K]
 

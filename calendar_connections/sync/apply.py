@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, inspect, or_, select
+from sqlalchemy import Table, inspect, or_, select
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
@@ -23,6 +23,7 @@ from ..models import (
 )
 from ..models.event import storable_text
 from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
+from .bulk import insert_rows
 from .counts import Counts
 from .fields import (
     assign_fields,
@@ -128,15 +129,12 @@ class Puller:
             return
         rows, self.new_rows = list(self.new_rows.values()), {}
         self.session.flush()  # the ORM's deletes first: a new link may reuse an external id
-        events = _table(CalendarEvent)
-        inserted = self.session.execute(
-            insert(events).returning(events.c.uid, events.c.id), [row for row, _ in rows]
+        inserted = insert_rows(
+            self.session, _table(CalendarEvent), [row for row, _ in rows], ("uid", "id")
         )
-        ids: dict[str, int] = {uid: event_id for uid, event_id in inserted}
-        self.session.execute(
-            insert(_table(EventLink)),
-            [{**link, "event_id": ids[row["uid"]]} for row, link in rows],
-        )
+        ids: dict[str, int] = dict(inserted)
+        links = [{**link, "event_id": ids[row["uid"]]} for row, link in rows]
+        insert_rows(self.session, _table(EventLink), links)
         for _, link in rows:
             self.page_links.pop(link["external_id"], None)  # read from the database now
 
