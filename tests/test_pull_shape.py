@@ -115,3 +115,21 @@ def test_tags_naming_nothing_the_crm_could_hold_do_not_fail_the_page(
     titles = sorted(item["title"] for item in crm_items(client, auth))
     assert titles == ["Mine", "Tagged 0", "Tagged 1", "Tagged 2"]
     assert len(sandbox.items(GOOGLE)) == 4  # the tagged copy was linked, not pushed again
+
+
+def test_text_written_in_bulk_comes_back_as_it_was_sent(
+    client: FlaskClient, auth: dict[str, str], sandbox: Sandbox, side: Side
+) -> None:
+    """Quotes, braces, commas, backslashes and the word NULL (an array literal's syntax, on
+    PostgreSQL) survive the bulk insert, with an empty location and a missing one."""
+    connect(client, auth, side)
+    odd = 'a "quoted" {braced}, \\back\\slash\\ NULL \u00e9\u6f22'
+    sandbox.create(side, side.body(odd, timing(2), "NULL"))
+    sandbox.create(side, side.body("NULL", timing(3), ""))
+    sandbox.create(side, side.body("{}", timing(4)))
+
+    assert sync(client, auth, side)["eventsCreated"] == 3
+    got = sorted((item["title"], item["location"]) for item in crm_items(client, auth))
+    assert [title for title, _ in got] == sorted([odd, "NULL", "{}"])
+    assert dict(got)[odd] == "NULL"
+    assert dict(got)["NULL"] in ("", None)
