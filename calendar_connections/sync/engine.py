@@ -234,6 +234,7 @@ def _pull(
         if on_page is not None:
             on_page(number)
         cursor = page.cursor
+        del page  # not held while the next one is read
     puller.apply_deferred()
     if len(counts.skipped) > skipped_before:
         # The cursor stays where it was: the next sync lists the skipped events again.
