@@ -50,10 +50,14 @@ def post_worker_init(worker):
 
 
 def worker_exit(server, worker):
-    """Let running syncs finish and release their leases before the worker goes."""
+    """Let running syncs finish and release their leases before the worker goes (syncs of
+    notifications not started yet stay due in the database, for a scheduler round)."""
+    from calendar_connections.push_dispatch import get_dispatcher
     from calendar_connections.scheduler import get_scheduler
 
     app = getattr(worker, "wsgi", None)
     scheduler = get_scheduler(app) if app is not None else None
     if scheduler is not None:
         scheduler.shutdown()
+    if app is not None:
+        get_dispatcher(app).shutdown()

@@ -7,7 +7,9 @@ and sync; the table shows medians, their ratio, and the database statements per 
 Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
 1,000) with the provider requests it took per event; the peak memory of a full pull of N/4
 and of N events (flat: a page at a time, see ``memory``); on PostgreSQL, the scheduler's claim
-of 100 stale connections among 100,000 (see ``claim``).
+of 100 stale connections among 100,000 (see ``claim``). Last, the events list and the
+connection status under gunicorn, in requests per second as a ratio to a bare Flask route (see
+``reads``).
 
     python -m bench [--events N] [--repeat K]
 
@@ -18,6 +20,7 @@ answers; the database is created if missing and emptied before each run.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import statistics
@@ -39,15 +42,21 @@ from calendar_connections import create_app
 from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, OAuthToken, utcnow
+from calendar_connections.providers.google.batch import MAX_CALLS as GOOGLE_BATCH
+from calendar_connections.providers.google.batch import Call, decode_answers, encode_batch
+from calendar_connections.providers.outlook.batch import MAX_REQUESTS as GRAPH_BATCH
+from calendar_connections.providers.outlook.batch import GraphCall, batch_body
 
-from .claim import measure_claim
+from .claim import measure_claim, measure_push_claim, push_claim_row
 from .fake_providers import FakeProviders, serving
 from .memory import peak_mib
+from .reads import measure_reads, print_rows
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
 USER = "bench-user"
 CLAIM_AMONG = 100_000
 CLAIM_STALE = 100
+CLAIM_PUSH = 10_000
 
 
 def floor(listing: str, next_key: str, params: dict[str, Any] | None = None) -> float:
@@ -79,6 +88,7 @@ def make_app(url: str, fake: FakeProviders, instance: Path) -> Flask:
             "OUTLOOK_CLIENT_ID": "bench",
             "OUTLOOK_CLIENT_SECRET": "bench",
             "GOOGLE_API_BASE_URL": fake.google_base,
+            "GOOGLE_BATCH_URL": fake.google_batch,
             "OUTLOOK_GRAPH_BASE_URL": fake.graph_base,
             "SCHEDULER_ENABLED": False,
             "SQLALCHEMY_ENGINE_OPTIONS": {},
@@ -161,9 +171,44 @@ def create_crm_events(app: Flask, count: int) -> None:
             raise SystemExit(f"creating a CRM event failed: {answer.get_json()}")
 
 
-def measure_push(app: Flask, fake: FakeProviders, count: int) -> list[tuple[str, float, float]]:
-    """Per provider: seconds of a sync that pushes ``count`` new CRM events, and provider write
-    requests per pushed event."""
+def batched_floor(fake: FakeProviders, provider: str, count: int) -> tuple[float, int]:
+    """Seconds for a plain loop to send ``count`` inserts as the provider's batch requests
+    (bodies built beforehand) and decode the answers; and how many requests that is."""
+    bodies: list[tuple[bytes, str]] = []
+    size = GOOGLE_BATCH if provider == "GOOGLE" else GRAPH_BATCH
+    for first in range(0, count, size):
+        items = [
+            {"summary": f"CRM {n}", "start": {"dateTime": "2027-01-01T10:00:00Z"}}
+            for n in range(first, min(first + size, count))
+        ]
+        if provider == "GOOGLE":
+            path = "/calendar/v3/calendars/primary/events?sendUpdates=none"
+            bodies.append(
+                encode_batch([(i, Call("POST", path, item)) for i, item in enumerate(items)])
+            )
+        else:
+            calls = [
+                (i, GraphCall("POST", "/me/calendars/cal-1/events", item))
+                for i, item in enumerate(items)
+            ]
+            bodies.append((json.dumps(batch_body(calls)).encode(), "application/json"))
+    url = fake.google_batch if provider == "GOOGLE" else fake.graph_batch
+    started = time.perf_counter()
+    with requests.Session() as http:
+        for data, content_type in bodies:
+            answer = http.post(url, data=data, headers={"Content-Type": content_type}, timeout=60)
+            if provider == "GOOGLE":
+                decode_answers(answer.headers["Content-Type"], answer.content)
+            else:
+                answer.json()
+    return time.perf_counter() - started, len(bodies)
+
+
+def measure_push(
+    app: Flask, fake: FakeProviders, count: int
+) -> list[tuple[str, float, int, float, int]]:
+    """Per provider: seconds and provider requests of a sync that pushes ``count`` new CRM
+    events, and the batched floor's seconds and requests."""
     rows = []
     fake.empty = True
     try:
@@ -173,11 +218,13 @@ def measure_push(app: Flask, fake: FakeProviders, count: int) -> list[tuple[str,
         ):
             reset(app, provider, calendar_id)
             create_crm_events(app, count)
-            before = fake.writes
+            before = fake.requests
             seconds, _, result = timed_sync(app, slug)
             if result["eventsPushed"] != count:
                 raise SystemExit(f"{slug}: pushed {result['eventsPushed']} of {count}")
-            rows.append((provider, seconds, (fake.writes - before) / count))
+            made = fake.requests - before
+            floor_s, floor_requests = batched_floor(fake, provider, count)
+            rows.append((provider, seconds, made, floor_s, floor_requests))
     finally:
         fake.empty = False
     return rows
@@ -260,6 +307,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--push", type=int, default=1_000, help="new CRM events to push")
+    parser.add_argument(
+        "--read-events", type=int, default=3_000, help="events of the user whose list is read"
+    )
+    parser.add_argument(
+        "--read-seconds", type=float, default=2.0, help="seconds of load per read measurement"
+    )
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per fake request
     print(f"full pull of {args.events:,} events; medians of {args.repeat} alternating runs")
@@ -278,10 +331,11 @@ def main(argv: list[str] | None = None) -> int:
                 ratio = sync_s / floor_s
                 print(f"{what:<34}{floor_s:>9.2f}{sync_s:>9.2f}{ratio:>7.1f}x{per_event:>13.2f}")
                 print(f"  {provider.title()} no-change incremental sync: {again * 1000:.0f} ms")
-            for provider, seconds, requests_each in measure_push(app, fake, args.push):
+            for provider, seconds, made, floor_s, floor_n in measure_push(app, fake, args.push):
                 print(
-                    f"  {provider.title()} push of {args.push:,} new CRM events: {seconds:.2f} s, "
-                    f"{requests_each:.2f} provider requests per event"
+                    f"  {provider.title()} push of {args.push:,} new CRM events: {made} requests"
+                    f" (floor {floor_n}), {seconds:.2f} s vs batched floor {floor_s:.2f} s:"
+                    f" {seconds / floor_s:.1f}x"
                 )
             small = max(args.events // 4, 1)  # a whole Google page (2,500) of 10,000
             peaks = measure_memory(url, Path(tmp), (small, args.events))
@@ -296,6 +350,12 @@ def main(argv: list[str] | None = None) -> int:
                     f"  scheduler claim of {CLAIM_STALE} stale among {CLAIM_AMONG:,} connections:"
                     f" {seconds * 1000:.1f} ms, {statements} statements"
                 )
+                print("  " + push_claim_row(CLAIM_PUSH, *measure_push_claim(app, CLAIM_PUSH)))
+            # Last: it empties the database for a calendar of its own.
+            rows = measure_reads(
+                app, url, events=args.read_events, duration=args.read_seconds, repeat=args.repeat
+            )
+            print_rows(label, rows)
             with app.app_context():
                 db.engine.dispose()
     sys.stdout.flush()

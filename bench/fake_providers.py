@@ -8,11 +8,15 @@ transfer included, with no database.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from typing import Any
 
 from werkzeug.serving import make_server
@@ -73,7 +77,8 @@ class FakeProviders:
         self.google_pages: list[dict[str, Any]] = []
         self.graph_pages: list[dict[str, Any]] = []
         self.empty = False  # list no events (to measure a push alone)
-        self.writes = 0  # provider write requests answered
+        self.writes = 0  # provider writes answered (each call of a batch counts)
+        self.requests = 0  # provider write requests answered (a batch counts once)
         self._lock = threading.Lock()
 
     def build(self) -> None:
@@ -112,24 +117,81 @@ class FakeProviders:
     def graph_listing(self) -> str:
         return f"{self.graph_base}/me/calendars/cal-1/calendarView/delta"
 
-    def _created(self, request: Request) -> bytes:
+    @property
+    def google_batch(self) -> str:
+        return f"{self.base}/batch/calendar/v3"
+
+    @property
+    def graph_batch(self) -> str:
+        return f"{self.graph_base}/$batch"
+
+    def _created(self, sent: dict[str, Any], graph: bool) -> dict[str, Any]:
         with self._lock:
             self.writes += 1
             number = self.writes
-        item = dict(request.get_json())
-        if "/v1.0/" in request.path:
+        item = dict(sent)
+        if graph:
             item |= {"id": f"AAMkNew{number:08d}=", "changeKey": f"new{number}"}
             item |= {"type": "singleInstance", "lastModifiedDateTime": "2026-11-02T10:00:00Z"}
         else:
             item.setdefault("id", f"new{number:08d}")
             item |= {"etag": f'"new{number}"', "updated": "2026-11-02T10:00:00.000Z"}
-        return json.dumps(item).encode()
+        return item
+
+    def _counted(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def _google_batch_answer(self, request: Request) -> Response:
+        """Each part's call answered as an insert (the push of new events is all inserts)."""
+        self._counted()
+        head = f"Content-Type: {request.content_type}\r\n\r\n".encode()
+        message = BytesParser(policy=policy.HTTP).parsebytes(head + request.get_data())
+        answer = EmailMessage(policy=policy.HTTP)
+        answer["Content-Type"] = "multipart/mixed"
+        answer.set_boundary(f"batch_{secrets.token_hex(8)}")
+        for part in message.iter_parts():
+            raw = part.get_payload(decode=True)
+            text = raw if isinstance(raw, bytes) else b""
+            body = BytesParser(policy=policy.HTTP).parsebytes(text.partition(b"\n")[2])
+            payload = body.get_payload(decode=True)
+            sent = json.loads(payload) if isinstance(payload, bytes) and payload else {}
+            created = json.dumps(self._created(sent, graph=False))
+            reply = EmailMessage(policy=policy.HTTP)
+            reply["Content-Type"] = "application/http"
+            reply["Content-ID"] = f"<response-{str(part['Content-ID']).strip('<>')}>"
+            http = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{created}"
+            reply.set_payload(http)
+            answer.attach(reply)
+        _, _, data = answer.as_bytes().partition(b"\r\n\r\n")
+        content_type = f"multipart/mixed; boundary={answer.get_boundary()}"
+        return Response(data, 200, content_type=content_type)
+
+    def _graph_batch_answer(self, request: Request) -> Response:
+        self._counted()
+        answers = [
+            {
+                "id": call["id"],
+                "status": 201,
+                "headers": {"Content-Type": "application/json"},
+                "body": self._created(call.get("body") or {}, graph=True),
+            }
+            for call in request.get_json()["requests"]
+        ]
+        body = json.dumps({"responses": answers[::-1]})  # Graph answers in any order
+        return Response(body, 200, content_type="application/json")
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         path = request.path
+        if request.method == "POST" and path.endswith("/batch/calendar/v3"):
+            return self._google_batch_answer(request)(environ, start_response)
+        if request.method == "POST" and path.endswith("/$batch"):
+            return self._graph_batch_answer(request)(environ, start_response)
         if request.method == "POST" and path.endswith("/events"):
-            body = self._created(request)
+            self._counted()
+            graph = "/v1.0/" in request.path
+            body = json.dumps(self._created(request.get_json(), graph)).encode()
         elif self.empty and request.method == "GET":
             key = "nextSyncToken" if "/calendar/v3/" in path else "@odata.deltaLink"
             done = f"{self.graph_base}/delta-pages/done"

@@ -11,7 +11,19 @@ def create_app(
     test_config: dict[str, Any] | None = None, *, instance_path: str | None = None
 ) -> Flask:
     """Build the application: configuration, extensions, blueprints, commands."""
-    from . import api, auth, cli, cors, crypto, docs, errors, health, logs, scheduler
+    from . import (
+        api,
+        auth,
+        cli,
+        cors,
+        crypto,
+        docs,
+        errors,
+        health,
+        logs,
+        push_dispatch,
+        scheduler,
+    )
     from .config import load_config
     from .extensions import api as smorest_api
     from .extensions import db, migrate
@@ -32,6 +44,7 @@ def create_app(
     health.init_app(app)
     cli.init_app(app)
     scheduler.init_app(app)
+    push_dispatch.init_app(app)
     return app
 
 

@@ -9,7 +9,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -21,11 +21,12 @@ from .auth import issue_token
 from .config import get_settings
 from .crypto import get_cipher
 from .extensions import db
-from .models import CalendarConnection, Provider
+from .models import CalendarConnection, Provider, utcnow
 from .operations import connections
+from .operations.connections import push_active
 from .operations.tokens import rotate_keys
 from .providers.registry import label
-from .scheduler import SyncScheduler, run_round
+from .scheduler import SyncScheduler, renew_push_channels, run_round
 from .schemas.connections import SyncResultSchema
 from .sync.engine import SyncAlreadyRunning
 from .sync.service import NotConnected, sync_provider
@@ -153,6 +154,7 @@ def status_command(user_id: str | None) -> None:
     )
     if user_id is not None:
         query = query.where(CalendarConnection.user_id == user_id)
+    now = utcnow()
     rows = [
         (
             c.user_id,
@@ -161,14 +163,15 @@ def status_command(user_id: str | None) -> None:
             c.account_email or "-",
             c.last_sync_status,
             c.last_sync_at.isoformat(timespec="seconds") if c.last_sync_at else "never",
-            c.last_sync_error or "",
+            _push_column(c, now),
+            "; ".join(error for error in (c.last_sync_error, c.push_error) if error),
         )
         for c in db.session.execute(query).scalars()
     ]
     if not rows:
         click.echo("No connections." if user_id is None else f"No connections for {user_id}.")
         return
-    header = ("USER", "PROVIDER", "CONNECTED", "ACCOUNT", "STATUS", "LAST SYNC", "ERROR")
+    header = ("USER", "PROVIDER", "CONNECTED", "ACCOUNT", "STATUS", "LAST SYNC", "PUSH", "ERROR")
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     for row in (header, *rows):
         click.echo(
@@ -176,6 +179,13 @@ def status_command(user_id: str | None) -> None:
                 str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)
             ).rstrip()
         )
+
+
+def _push_column(connection: CalendarConnection, now: datetime) -> str:
+    if push_active(connection, now):
+        assert connection.push_expires_at is not None
+        return "until " + connection.push_expires_at.isoformat(timespec="seconds")
+    return "off"
 
 
 @calendar_cli.command("sync")
@@ -225,6 +235,13 @@ def sync_stale_command(older_than: timedelta | None) -> None:
         click.echo(f"  failed: {failure}", err=True)
     if outcome.failed:
         raise SystemExit(1)
+
+
+@calendar_cli.command("push-renew")
+def push_renew_command() -> None:
+    """Renew the push channels whose renewal time has come (the scheduler does it too)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    click.echo(f"{renew_push_channels(app)} push channel(s) renewed.")
 
 
 @calendar_cli.command("disconnect")

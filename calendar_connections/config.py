@@ -68,6 +68,11 @@ SETTINGS: tuple[Setting, ...] = (
         "https://www.googleapis.com/calendar/v3",
         "Google Calendar API base URL",
     ),
+    Setting(
+        "GOOGLE_BATCH_URL",
+        "https://www.googleapis.com/batch/calendar/v3",
+        "Google Calendar batch endpoint (50 writes per request)",
+    ),
     Setting("OUTLOOK_CLIENT_ID", None, "Microsoft identity platform application id"),
     Setting("OUTLOOK_CLIENT_SECRET", None, "Microsoft application client secret"),
     Setting(
@@ -105,6 +110,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_CONTENT_LENGTH", 1024 * 1024, "largest request body in bytes (413 beyond)", int),
     Setting("JWT_LEEWAY", 30, "seconds of clock skew allowed on `exp`, `iat` and `nbf`", int),
     Setting("CORS_ORIGINS", (), "comma-separated origins whose browsers may call the API", list),
+    Setting("WEBHOOK_BASE_URL", None, "public URL of this service for provider push (https)"),
+    Setting("PUSH_CHANNEL_TTL", 7 * 86400, "seconds of channel lifetime asked of a provider", int),
+    Setting("WEBHOOK_SYNC_DELAY", 2.0, "seconds before a notified connection syncs", float),
+    Setting("SYNC_STALE_AFTER_PUSH", 3600, "stale after, for connections with active push", int),
 )
 
 # Where the sandbox (`flask sandbox run`) serves each provider URL, below its base URL.
@@ -113,6 +122,7 @@ SANDBOX_PATHS = {
     "GOOGLE_TOKEN_URL": "/google/token",
     "GOOGLE_REVOKE_URL": "/google/revoke",
     "GOOGLE_API_BASE_URL": "/google/calendar/v3",
+    "GOOGLE_BATCH_URL": "/google/batch/calendar/v3",
     "OUTLOOK_AUTHORITY_URL": "/microsoft",
     "OUTLOOK_GRAPH_BASE_URL": "/graph/v1.0",
 }
@@ -138,6 +148,7 @@ class Settings:
     google_token_url: str
     google_revoke_url: str | None
     google_api_base_url: str
+    google_batch_url: str
     outlook_client_id: str | None
     outlook_client_secret: str | None = field(repr=False)
     outlook_redirect_uri: str
@@ -165,6 +176,10 @@ class Settings:
     max_content_length: int
     jwt_leeway: int
     cors_origins: tuple[str, ...]
+    webhook_base_url: str | None
+    push_channel_ttl: int
+    webhook_sync_delay: float
+    sync_stale_after_push: int
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Settings:
@@ -196,6 +211,7 @@ PROVIDER_URLS = (
     "GOOGLE_TOKEN_URL",
     "GOOGLE_REVOKE_URL",
     "GOOGLE_API_BASE_URL",
+    "GOOGLE_BATCH_URL",
     "GOOGLE_REDIRECT_URI",
     "OUTLOOK_AUTHORITY_URL",
     "OUTLOOK_GRAPH_BASE_URL",
@@ -246,6 +262,7 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     _configure_openapi(app)
     check_secrets(app)
     check_production(app)
+    check_webhook_base_url(app)
     app.extensions[SETTINGS_KEY] = Settings.from_config(app.config)
 
 
@@ -314,6 +331,23 @@ def check_production(app: Flask) -> None:
             raise ConfigurationError(
                 f"Refusing to start in production: {name} must be an https URL, not {str(value)!r}."
             )
+
+
+def check_webhook_base_url(app: Flask) -> None:
+    """A base URL providers can POST notifications to: https in production, no query."""
+    value = app.config.get("WEBHOOK_BASE_URL")
+    if not value:
+        app.config["WEBHOOK_BASE_URL"] = None
+        return
+    parts = urlsplit(str(value).strip())
+    allowed = ("http", "https") if is_development(app) else ("https",)
+    if parts.scheme not in allowed or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigurationError(
+            f"WEBHOOK_BASE_URL must be an absolute {' or '.join(allowed)} URL without a query "
+            f"(such as https://crm.example.com), not {str(value)!r}; Google and Microsoft "
+            "deliver push notifications to https URLs only."
+        )
+    app.config["WEBHOOK_BASE_URL"] = str(value).strip().rstrip("/")
 
 
 def check_secrets(app: Flask) -> None:

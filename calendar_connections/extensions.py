@@ -5,19 +5,19 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from .jwt_manager import VerifyOnceJWTManager
 from .models.base import Base
 from .openapi import ProblemApi
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 api = ProblemApi()
-jwt = JWTManager()
+jwt = VerifyOnceJWTManager()
 
 
 @event.listens_for(Engine, "connect")

@@ -22,6 +22,7 @@ from .crypto import get_cipher
 from .extensions import db
 from .models import CalendarConnection, utcnow
 from .sync import lease
+from .sync.channels import renew_due_channels
 from .sync.engine import SyncAlreadyRunning, SyncResult, lease_ttl
 from .sync.service import run_sync, stale_after
 
@@ -70,17 +71,26 @@ def run_round(
     on_result: Callable[[SyncResult], None] | None = None,
     on_claimed: Callable[[int], None] | None = None,
 ) -> RoundResult:
-    """Claim stale connections (oldest first) and sync them, a bounded number at a time."""
+    """Claim connections due by a notification, then stale ones (oldest first), and sync them,
+    a bounded number at a time.
+
+    Stale is ``SYNC_STALE_AFTER``, or ``SYNC_STALE_AFTER_PUSH`` while push is active; an
+    explicit ``older_than`` applies to every connection.
+    """
     settings = get_settings(app)
     concurrency = max(1, settings.sync_concurrency)
     owner = lease.new_owner()
     with app.app_context():
-        cutoff = utcnow() - (older_than if older_than is not None else stale_after(settings))
+        now = utcnow()
+        push_cutoff = None
+        if older_than is None:
+            push_cutoff = now - timedelta(seconds=settings.sync_stale_after_push)
         claimed = lease.claim_stale(
             db.session(),
             owner=owner,
             ttl=lease_ttl(settings),
-            stale_before=cutoff,
+            stale_before=now - (older_than if older_than is not None else stale_after(settings)),
+            stale_before_push=push_cutoff,
             limit=limit or settings.sync_batch_size,
         )
         db.session.remove()
@@ -102,6 +112,15 @@ def run_round(
     return RoundResult(claimed=len(claimed), results=results)
 
 
+def renew_push_channels(app: Flask) -> int:
+    """Renew the push channels whose renewal time has come; how many were renewed."""
+    with app.app_context():
+        try:
+            return renew_due_channels(db.session(), get_settings(app), utcnow())
+        finally:
+            db.session.remove()
+
+
 class SyncScheduler:
     """APScheduler running :func:`run_round` every ``SYNC_INTERVAL`` seconds."""
 
@@ -117,6 +136,12 @@ class SyncScheduler:
         except Exception:  # a failed round must not stop the next ones
             log.exception("scheduler round failed")
 
+    def _renew_channels(self) -> None:
+        try:
+            renew_push_channels(self.app)
+        except Exception:  # a failed renewal round must not stop the next ones
+            log.exception("push channel renewal failed")
+
     def start(self) -> None:
         """Start the background thread; the first round runs at once."""
         with self._lock:
@@ -128,6 +153,15 @@ class SyncScheduler:
                 "interval",
                 seconds=self.interval,
                 id="sync-stale",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=utcnow(),
+            )
+            self._scheduler.add_job(
+                self._renew_channels,
+                "interval",
+                seconds=self.interval,
+                id="push-renew",
                 max_instances=1,
                 coalesce=True,
                 next_run_time=utcnow(),

@@ -61,12 +61,13 @@ def test_status_shows_a_table_of_connections(connected: Flask) -> None:
         "STATUS",
         "LAST",
         "SYNC",
+        "PUSH",
         "ERROR",
     ]
     assert len(lines) == 4
     only_bob = runner.invoke(args=["calendar", "status", "--user", "bob"]).output.splitlines()
     assert len(only_bob) == 2 and only_bob[1].startswith("bob")
-    assert "PENDING" in only_bob[1] and "never" in only_bob[1]
+    assert "PENDING" in only_bob[1] and "never" in only_bob[1] and " off" in only_bob[1]
     nobody = runner.invoke(args=["calendar", "status", "--user", "carol"])
     assert "No connections for carol." in nobody.output
 

@@ -13,7 +13,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 
 from calendar_connections import create_app
-from calendar_connections.config import ConfigurationError
+from calendar_connections.config import ConfigurationError, get_settings
 
 from .support.app import JWT_SECRET
 
@@ -110,6 +110,8 @@ def good_production(tmp_path: Path, **config: object) -> dict[str, object]:
         ({"OUTLOOK_REDIRECT_URI": "http://crm.test/cb"}, "OUTLOOK_REDIRECT_URI"),
         ({"JWT_ALGORITHM": "none"}, "JWT_ALGORITHM"),
         ({"JWT_ALGORITHM": "HS512"}, "JWT_ALGORITHM"),
+        ({"WEBHOOK_BASE_URL": "http://crm.example.com"}, "WEBHOOK_BASE_URL"),
+        ({"WEBHOOK_BASE_URL": "crm.example.com"}, "WEBHOOK_BASE_URL"),
     ],
 )
 def test_production_refuses_unsafe_settings_naming_the_variable(
@@ -129,6 +131,23 @@ def test_development_accepts_the_sandbox_and_http(tmp_path: Path) -> None:
         instance_path=str(tmp_path / "instance"),
     )
     assert app.config["GOOGLE_TOKEN_URL"].startswith("http://127.0.0.1:18090")
+
+
+def test_webhook_base_url_is_https_in_production_and_may_be_http_in_development(
+    tmp_path: Path,
+) -> None:
+    app = create_app(good_production(tmp_path, WEBHOOK_BASE_URL="https://crm.example.com/"))
+    assert get_settings(app).webhook_base_url == "https://crm.example.com"
+    development = {"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite"}
+    instance = str(tmp_path / "instance")
+    app = create_app(
+        {**development, "WEBHOOK_BASE_URL": "http://127.0.0.1:18080"}, instance_path=instance
+    )
+    assert get_settings(app).webhook_base_url == "http://127.0.0.1:18080"
+    for wrong in ("ftp://crm.test", "http://", "https://crm.test/?a=1", "127.0.0.1:18080"):
+        with pytest.raises(ConfigurationError, match="WEBHOOK_BASE_URL must be an absolute"):
+            create_app({**development, "WEBHOOK_BASE_URL": wrong}, instance_path=instance)
+    assert get_settings(create_app(development, instance_path=instance)).webhook_base_url is None
 
 
 def test_cors_origins_and_body_limit_are_read_from_the_environment(

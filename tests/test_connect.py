@@ -81,6 +81,8 @@ def test_full_connect_exchanges_code_with_verifier_and_stores_tokens(
         "lastSyncAt": None,
         "lastSyncStatus": "PENDING",
         "lastSyncError": None,
+        "pushActive": False,
+        "pushExpiresAt": None,
     }
     sent = parse_qs(token_call.calls[0].request.body)
     assert sent["grant_type"] == ["authorization_code"]

@@ -38,6 +38,8 @@ def test_status_without_connections_lists_both_providers_disconnected(
             "lastSyncAt": None,
             "lastSyncStatus": None,
             "lastSyncError": None,
+            "pushActive": False,
+            "pushExpiresAt": None,
         }
         for name in ("GOOGLE", "OUTLOOK")
     ]
@@ -62,6 +64,8 @@ def test_status_with_one_or_two_connections(
             "lastSyncAt",
             "lastSyncStatus",
             "lastSyncError",
+            "pushActive",
+            "pushExpiresAt",
         }
         if entry["connected"]:
             assert entry["lastSyncStatus"] == "PENDING"

@@ -225,3 +225,78 @@ def test_the_claim_is_one_update_walking_the_sync_order_index(
     assert_no_seq_scan(plan, "calendar_connection")
     # Only the stale range of the index is read, whichever way the planner walks it.
     assert "Index Cond: (COALESCE(last_sync_at" in plan, plan
+
+
+PUSHED = 20_000  # connections with push active, synced within SYNC_STALE_AFTER_PUSH
+DUE = 20  # of them, notified since their last sync
+PUSH_STALE = 10  # of them, not synced for longer than SYNC_STALE_AFTER_PUSH
+
+
+def fill_pushed(engine: sa.Engine, statistics: str) -> set[int]:
+    """Connections with push active, most synced minutes ago, a few notified, a few stale
+    beyond SYNC_STALE_AFTER_PUSH; the ids of the notified and stale ones."""
+    now = utcnow()
+    with engine.begin() as conn:
+        if statistics == ANALYZED_EMPTY:
+            conn.exec_driver_sql("ANALYZE calendar_connection")
+        conn.execute(
+            sa.text(
+                "INSERT INTO calendar_connection (user_id, provider, connected, last_sync_at,"
+                " last_sync_status, created_at, updated_at, full_round, push_expires_at,"
+                " push_due_at)"
+                " SELECT 'pushed-' || n, 'GOOGLE', true,"
+                " CASE WHEN n <= :stale THEN :hours_ago"
+                " ELSE :now - (n % 3500 + 60) * interval '1 second' END,"
+                " 'SUCCESS', :now, :now, 1, :tomorrow,"
+                " CASE WHEN n > :stale AND n <= :stale + :due THEN :now END"
+                " FROM generate_series(1, :n) AS n"
+            ),
+            {
+                "n": PUSHED,
+                "stale": PUSH_STALE,
+                "due": DUE,
+                "hours_ago": now - timedelta(hours=2),
+                "tomorrow": now + timedelta(days=1),
+                "now": now,
+            },
+        )
+        if statistics == FRESH:
+            conn.exec_driver_sql("ANALYZE calendar_connection")
+        return set(
+            conn.execute(
+                sa.text(
+                    "SELECT id FROM calendar_connection"
+                    " WHERE push_due_at IS NOT NULL OR last_sync_at < :cutoff"
+                ),
+                {"cutoff": now - timedelta(hours=1)},
+            ).scalars()
+        )
+
+
+@pytest.mark.parametrize("statistics", [ANALYZED_EMPTY, FRESH])
+def test_the_claim_with_push_takes_exactly_the_due_and_stale_on_their_indexes(
+    app: Flask, statistics: str
+) -> None:
+    with app.app_context():
+        expected = fill_pushed(db.engine, statistics)
+        assert len(expected) == DUE + PUSH_STALE
+        with statements(db.engine) as sent:
+            claimed = lease.claim_stale(
+                db.session(),
+                owner="planner",
+                ttl=timedelta(minutes=5),
+                stale_before=utcnow() - timedelta(minutes=5),
+                stale_before_push=utcnow() - timedelta(hours=1),
+                limit=100,
+            )
+        assert set(claimed) == expected
+        assert [sql.split()[0] for sql, _ in sent] == ["UPDATE"]
+        assert sent[0][0].count("FOR UPDATE SKIP LOCKED") == 2
+        plan = explain(db.engine, *sent[0])
+        due_left = db.session.execute(
+            sa.text("SELECT count(*) FROM calendar_connection WHERE push_due_at IS NOT NULL")
+        ).scalar_one()
+    assert due_left == 0  # the claim cleared the marks it took
+    assert "ix_calendar_connection_push_due_at" in plan, plan
+    assert "ix_calendar_connection_sync_order" in plan, plan
+    assert_no_seq_scan(plan, "calendar_connection")

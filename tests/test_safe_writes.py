@@ -4,7 +4,6 @@ rest as it was, and no Google write asks Google to mail the guests (``sendUpdate
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +21,7 @@ from calendar_connections.providers.types import EventFields, EventPayload
 from calendar_connections.sync.engine import provider_client
 
 from .support.attendees import GUESTS, MEET, OUTLOOK_GUESTS, REMINDERS
+from .support.batches import sent_calls
 from .support.sandbox import (
     EVENTS,
     GOOGLE,
@@ -55,9 +55,9 @@ def google_writes(sandbox: Sandbox) -> list[dict[str, Any]]:
 def sent_bodies(http: responses.RequestsMock, method: str) -> list[dict[str, Any]]:
     """The JSON bodies of the service's ``method`` requests to the providers' event APIs."""
     return [
-        json.loads(call.request.body)
-        for call in http.calls
-        if call.request.method == method and "/events" in str(call.request.url)
+        sent.body
+        for sent in sent_calls(http.calls)
+        if sent.method == method and "/events" in sent.url
     ]
 
 

@@ -1,4 +1,5 @@
-"""The scheduler: rounds over stale connections, the first sync after connecting, probes."""
+"""The scheduler: rounds over due and stale connections, the first sync after connecting,
+probes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select, update
 
+from calendar_connections import scheduler
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, utcnow
 from calendar_connections.scheduler import SyncScheduler, get_scheduler, run_round
@@ -143,3 +145,61 @@ def test_status_endpoint_still_lists_after_a_round(
     run_round(sandboxed_app)
     body = sandboxed_app.test_client().get(f"{CONNECTIONS}/status", headers=token_for("a")).json
     assert body[0]["lastSyncStatus"] == "SUCCESS" and body[0]["lastSyncAt"]
+
+
+# The scheduler's claim: due, or stale by SYNC_STALE_AFTER without push and
+# SYNC_STALE_AFTER_PUSH with it.
+
+
+def test_the_claim_takes_due_connections_and_honours_the_push_staleness(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(SYNC_STALE_AFTER=300, SYNC_STALE_AFTER_PUSH=3600)
+    now = utcnow()
+    ago = {
+        "fresh": timedelta(seconds=30),
+        "old": timedelta(minutes=10),
+        "older": timedelta(hours=2),
+    }
+    later, earlier = now + timedelta(days=1), now - timedelta(minutes=1)
+    rows = {
+        # name: (last synced, push_expires_at, push_due_at, claimed?)
+        "polled fresh": ("fresh", None, None, False),
+        "polled stale": ("old", None, None, True),
+        "push fresh": ("old", later, None, False),
+        "push stale": ("older", later, None, True),
+        "push expired": ("old", earlier, None, True),
+        "push due": ("fresh", later, earlier, True),
+        "due in the future": ("fresh", later, now + timedelta(minutes=1), False),
+    }
+    with app.app_context():
+        for name, (age, expires, due, _) in rows.items():
+            db.session.add(
+                CalendarConnection(
+                    user_id=name,
+                    provider="GOOGLE",
+                    connected=True,
+                    last_sync_at=now - ago[age],
+                    push_expires_at=expires,
+                    push_due_at=due,
+                )
+            )
+        db.session.add(
+            CalendarConnection(
+                user_id="disconnected", provider="GOOGLE", connected=False, push_due_at=earlier
+            )
+        )
+        db.session.commit()
+    claimed: list[str] = []
+
+    def record(app: Flask, connection_id: int, owner: str | None = None) -> None:
+        with app.app_context():
+            row = db.session.get(CalendarConnection, connection_id)
+            assert row is not None and row.lease_owner == owner and row.push_due_at is None
+            claimed.append(row.user_id)
+            db.session.remove()
+
+    monkeypatch.setattr(scheduler, "sync_connection_by_id", record)
+    outcome = run_round(app)
+    assert outcome.claimed == len(claimed)
+    assert sorted(claimed) == sorted(name for name, row in rows.items() if row[3])

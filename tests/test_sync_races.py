@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, CalendarEvent
 from calendar_connections.providers.google.client import GoogleCalendarClient
 from calendar_connections.providers.outlook.client import GraphCalendarClient
-from calendar_connections.providers.types import EventPayload, RemoteEvent
+from calendar_connections.providers.types import Write, WriteResult
 
 from .support.mount import mount_sandbox
 from .support.sandbox import (
@@ -138,13 +138,14 @@ def test_a_sync_that_lost_its_lease_stops_before_its_next_write(
     side: Side,
 ) -> None:
     """Once another process holds the lease (ours was taken over), no further write is made:
-    the heartbeat (every TTL/3) sees it during the slow insert under way."""
+    the heartbeat (every TTL/3) sees it during the slow batch of inserts under way."""
     app = make_app(**sandbox_config(SYNC_LEASE_TTL=3))
     client, auth = app.test_client(), token_for("user-1")
     sandbox, hooks = hooked_sandbox
     connect(client, auth, side)
     sync(client, auth, side)
-    create_events(client, auth, 5)
+    batch = (GoogleCalendarClient if side.name == "GOOGLE" else GraphCalendarClient).batch_size
+    create_events(client, auth, batch + 5)  # more than one batch
 
     def take_over(method: str, path: str) -> None:
         if is_insert(method, path):
@@ -162,7 +163,8 @@ def test_a_sync_that_lost_its_lease_stops_before_its_next_write(
     assert answer.status_code == 200
     assert answer.json["success"] is False
     assert "lost its lease" in answer.json["error"]
-    assert inserts(sandbox) == 1  # the write under way when the lease went, and no other
+    # The batch under way when the lease went, and no other.
+    assert inserts(sandbox) == batch
     with app.app_context():
         row = db.session.scalars(select(CalendarConnection)).one()
         assert row.lease_owner == "other-host:1:0123456789ab"  # the new holder's, untouched
@@ -264,16 +266,16 @@ def test_a_crashed_insert_of_an_event_deleted_since_is_deleted_not_brought_back(
     sync(client, auth, side)
     (event_id,) = create_events(client, auth, 1)
     kind = GoogleCalendarClient if side.name == "GOOGLE" else GraphCalendarClient
-    real = kind.insert
+    real = kind.write_batch
 
-    def insert_then_die(self: Any, payload: EventPayload) -> RemoteEvent:
-        real(self, payload)
+    def insert_then_die(self: Any, writes: Sequence[Write]) -> list[WriteResult]:
+        real(self, writes)
         raise RuntimeError("killed after the provider's insert")
 
-    monkeypatch.setattr(kind, "insert", insert_then_die)
+    monkeypatch.setattr(kind, "write_batch", insert_then_die)
     killed = client.post(f"{CONNECTIONS}/{side.slug}/sync", headers=auth)
     assert killed.json["success"] is False
-    monkeypatch.setattr(kind, "insert", real)
+    monkeypatch.setattr(kind, "write_batch", real)
     (copy,) = sandbox.items(side)
     assert client.delete(f"{EVENTS}/{event_id}", headers=auth).status_code == 204
 

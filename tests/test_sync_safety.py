@@ -7,7 +7,7 @@ Everything runs against the provider sandbox mounted in-process, with small page
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,7 +26,7 @@ from calendar_connections.models import CalendarConnection, utcnow
 from calendar_connections.providers.google import client as google_client
 from calendar_connections.providers.google.client import GoogleCalendarClient
 from calendar_connections.providers.outlook.client import GraphCalendarClient
-from calendar_connections.providers.types import EventPayload, RemoteEvent
+from calendar_connections.providers.types import Write, WriteResult
 from calendar_connections.sync.engine import SyncResult
 from calendar_connections.sync.service import run_sync
 
@@ -239,37 +239,39 @@ def test_push_killed_after_an_insert_takes_the_event_over(
     monkeypatch: pytest.MonkeyPatch,
     days: int,
 ) -> None:
-    """A push killed after an insert, before its link is committed, duplicates nothing."""
+    """A push killed after a batch of inserts, before their links are committed, duplicates
+    nothing."""
     connect(client, auth, side)
     sync(client, auth, side)
     for n in range(1, 4):
         body = {"title": f"CRM {n}", "location": f"k{n}", **timing(days + n).crm()}
         assert client.post(EVENTS, json=body, headers=auth).status_code == 201
     kind = GoogleCalendarClient if side.name == "GOOGLE" else GraphCalendarClient
-    real = kind.insert
+    real = kind.write_batch
 
-    def insert_then_die(self: Any, payload: EventPayload) -> RemoteEvent:
-        real(self, payload)
-        raise Killed("killed after the provider's insert")
+    def insert_then_die(self: Any, writes: Sequence[Write]) -> list[WriteResult]:
+        real(self, writes)
+        raise Killed("killed after the provider's inserts")
 
-    monkeypatch.setattr(kind, "insert", insert_then_die)
+    monkeypatch.setattr(kind, "write_batch", insert_then_die)
     first = client.post(f"{CONNECTIONS}/{side.slug}/sync", headers=auth)
     assert (first.status_code, first.json["success"]) == (200, False)
-    assert [view.key for view in sandbox.views(side)] == ["k1"]
+    # The batch carried all three: each landed, none was recorded.
+    assert sorted(view.key for view in sandbox.views(side)) == ["k1", "k2", "k3"]
     assert all(item["sources"] == {} for item in crm_items(client, auth))
 
-    monkeypatch.setattr(kind, "insert", real)
+    monkeypatch.setattr(kind, "write_batch", real)
     result = sync(client, auth, side)
 
     assert len(crm_items(client, auth)) == 3
     assert_in_step(client, auth, sandbox, side)
     if side.name == "OUTLOOK" and days > 365:
-        # Beyond the delta window the pull never lists it: the insert is sent again and Graph
-        # answers with the event its transactionId created the first time.
-        assert (inserts(sandbox), result["eventsPushed"]) == (4, 3)
+        # Beyond the delta window the pull never lists them: the inserts are sent again and
+        # Graph answers each with the event its transactionId created the first time.
+        assert (inserts(sandbox), result["eventsPushed"]) == (6, 3)
     else:
-        # The pull lists it first and recognises the CRM's tag on it: no second insert.
-        assert (inserts(sandbox), result["eventsPushed"]) == (3, 2)
+        # The pull lists them first and recognises the CRM's tag on each: no second insert.
+        assert (inserts(sandbox), result["eventsPushed"]) == (3, 0)
     assert (result["eventsCreated"], result["eventsDeleted"]) == (0, 0)
     again = sync(client, auth, side)
     assert (again["eventsCreated"], again["eventsPushed"]) == (0, 0)

@@ -4,7 +4,7 @@ as it is, with no change to its code."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +19,7 @@ from calendar_connections.crypto import get_cipher
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection
 from calendar_connections.providers import registry
+from calendar_connections.providers.batch import write_singly
 from calendar_connections.providers.http import OAuthClientConfig
 from calendar_connections.providers.spec import AccountInfo, ClientContext, ProviderSpec
 from calendar_connections.providers.types import (
@@ -27,6 +28,8 @@ from calendar_connections.providers.types import (
     Page,
     RemoteEvent,
     RemoteGone,
+    Write,
+    WriteResult,
 )
 from calendar_connections.sync.service import run_sync
 from calendar_connections.token_store import save_token
@@ -95,6 +98,12 @@ class MemoryClient:
     def delete(self, external_id: str) -> None:
         if external_id in self.calendar.live():
             self.calendar.cancel(external_id)
+
+    # No batch endpoint: the provider-neutral fallback makes one call per write.
+    batch_size = 10
+
+    def write_batch(self, writes: Sequence[Write]) -> list[WriteResult]:
+        return write_singly(self, writes)
 
     def close(self) -> None:
         pass

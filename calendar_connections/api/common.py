@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 import marshmallow as ma
 from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationMetadataSchema
+from webargs.flaskparser import FlaskParser
 from werkzeug.routing import BaseConverter
 
 from ..errors import Problem
@@ -28,10 +30,55 @@ ALWAYS_DOCUMENTED = (401, 500, 503)
 BODY_STATUSES = (400, 413, 415, 422)
 
 
+class OneSchemaPerClass(FlaskParser):
+    """webargs builds a new schema from a schema class on every request (flask-smorest's
+    pagination passes one, as may ``arguments``): this keeps one instance per class, built on
+    first use. Loading does not change a marshmallow schema, so requests can share it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._schemas: dict[type[ma.Schema], ma.Schema] = {}
+
+    def _get_schema(self, argmap: Any, req: Any) -> ma.Schema:
+        if isinstance(argmap, type) and issubclass(argmap, ma.Schema):
+            schema = self._schemas.get(argmap)
+            if schema is None:
+                schema = self._schemas[argmap] = argmap()
+            return schema
+        built: ma.Schema = super()._get_schema(argmap, req)
+        return built
+
+
+class ArgumentsParser(OneSchemaPerClass, JsonBodyParser):
+    """The API's parser: strict JSON bodies, one schema instance per class."""
+
+
+# Dumps the X-Pagination header (flask-smorest builds one per request).
+_PAGINATION_METADATA = PaginationMetadataSchema()
+
+
 class ApiBlueprint(Blueprint):  # type: ignore[misc]
     """A flask-smorest Blueprint that reads bodies strictly and bounds ``page``."""
 
-    ARGUMENTS_PARSER = JsonBodyParser()
+    ARGUMENTS_PARSER = ArgumentsParser()
+    PAGINATION_ARGUMENTS_PARSER = OneSchemaPerClass()
+
+    @staticmethod
+    def _make_pagination_metadata(page: int, page_size: int, item_count: int) -> Any:
+        """flask-smorest's X-Pagination metadata, dumped by one shared schema."""
+        metadata: dict[str, int] = {"total": item_count}
+        if item_count == 0:
+            metadata["total_pages"] = 0
+        else:
+            last = (item_count - 1) // page_size + 1
+            metadata.update(total_pages=last, first_page=1, last_page=last)
+            if page <= last:
+                metadata["page"] = page
+                if page > 1:
+                    metadata["previous_page"] = page - 1
+                if page < last:
+                    metadata["next_page"] = page + 1
+        return _PAGINATION_METADATA.dump(metadata)
 
     def paginate(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         """flask-smorest's pagination, with a documented maximum ``page``."""
@@ -77,16 +124,26 @@ def parse_provider(value: str) -> Provider:
     return provider
 
 
+def problems(blp: Blueprint, *statuses: int) -> Callable[[F], F]:
+    """Document ``statuses`` as problem answers of the view."""
+
+    def decorate(view: F) -> F:
+        wrapped: Any = view
+        for status in sorted(set(statuses)):
+            wrapped = blp.alt_response(status, response=HTTPStatus(status).name)(wrapped)
+        result: F = wrapped
+        return result
+
+    return decorate
+
+
 def authenticated(blp: Blueprint, *statuses: int, body: bool = False) -> Callable[[F], F]:
     """Require a Bearer token; document 401, 500, 503, ``statuses`` (and those of a JSON
     ``body``) as problems."""
 
     def decorate(view: F) -> F:
-        wrapped: Any = jwt_required()(view)
         documented = {*ALWAYS_DOCUMENTED, *statuses, *(BODY_STATUSES if body else ())}
-        for status in sorted(documented):
-            wrapped = blp.alt_response(status, response=HTTPStatus(status).name)(wrapped)
-        result: F = wrapped
-        return result
+        protected: F = jwt_required()(view)
+        return problems(blp, *documented)(protected)
 
     return decorate

@@ -41,6 +41,13 @@ class CalendarConnection(Base):
             postgresql_where=column("connected"),
             sqlite_where=column("connected"),
         ),
+        # Connections a trusted push notification made due: few rows, found without a scan.
+        Index(
+            "ix_calendar_connection_push_due_at",
+            "push_due_at",
+            postgresql_where=column("push_due_at").is_not(None),
+            sqlite_where=column("push_due_at").is_not(None),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +72,13 @@ class CalendarConnection(Base):
     # The sync lease: one sync per connection across threads, workers and hosts.
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Push notifications. `push_expires_at` is the latest expiry of an open channel (NULL: no
+    # push), kept here so that the scheduler's claim needs no join; `push_due_at` says a
+    # trusted notification arrived and no sync has started since; `push_error` says why push
+    # is not active.
+    push_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    push_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    push_error: Mapped[str | None] = mapped_column(Text)
 
     token: Mapped[OAuthToken | None] = relationship(
         back_populates="connection", cascade="all, delete-orphan", uselist=False

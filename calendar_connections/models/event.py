@@ -8,7 +8,17 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..ical.recurrence import with_exdate
@@ -65,7 +75,18 @@ class CalendarEvent(Base):
     """
 
     __tablename__ = "calendar_event"
-    __table_args__ = (Index("ix_calendar_event_user_id_start_at", "user_id", "start_at"),)
+    __table_args__ = (
+        Index("ix_calendar_event_user_id_start_at", "user_id", "start_at"),
+        # The events list's order (operations.events): a user's live events by start, then id.
+        Index(
+            "ix_calendar_event_listing",
+            "user_id",
+            text("coalesce(start_at, start_date)"),
+            "id",
+            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=text("deleted_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_uid)

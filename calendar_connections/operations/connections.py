@@ -10,7 +10,7 @@ from typing import Any
 
 from authlib.common.security import generate_token
 from cryptography.fernet import InvalidToken
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,8 +28,10 @@ from ..providers.errors import ProviderNotConfigured, TokenUnreadable
 from ..providers.registry import label, provider_spec
 from ..providers.spec import ProviderSpec
 from ..sync import lease
+from ..sync.channels import stop_channels
 from ..sync.engine import SyncAlreadyRunning
 from ..token_store import load_token, save_token
+from .reads import reading
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +216,9 @@ def _connect(
 
     connection = _get_or_create_connection(session, user_id, provider)
     if connection.calendar_id and connection.calendar_id != account.calendar_id:
-        # Another account: what was synced belongs to the old calendar.
+        # Another account: what was synced belongs to the old calendar, and so do its push
+        # channels (stopped with the old account's grant, still stored; best effort).
+        stop_channels(session, settings, connection)
         _forget_provider_copies(session, connection)
         connection.links.clear()
         connection.reset_sync_state()
@@ -284,6 +288,8 @@ def disconnect(
     except TokenUnreadable:
         token = None  # nothing to revoke with; forgetting the connection still works
         log.warning("disconnect of %s: the stored token is unreadable, not revoked", provider.value)
+    # Before the revocation: stopping a channel needs the grant. Best effort, never raises.
+    stop_channels(session, settings, connection)
     if token:
         spec.revoke(settings, token)
     _forget_provider_copies(session, connection)
@@ -319,31 +325,54 @@ class ConnectionStatus:
     last_sync_at: datetime | None = None
     last_sync_status: str | None = None
     last_sync_error: str | None = None
+    push_active: bool = False
+    push_expires_at: datetime | None = None
+
+
+def push_active(connection: CalendarConnection, now: datetime) -> bool:
+    """Whether a channel of the connection is open now (notifications arrive)."""
+    return connection.push_expires_at is not None and connection.push_expires_at > now
+
+
+# The columns a status shows, labelled as ConnectionStatus's fields (a Core select of these,
+# not ORM objects: a status is read and shown, never changed). A field added to the status is
+# a column added here.
+STATUS_COLUMNS = (
+    CalendarConnection.provider,
+    CalendarConnection.connected,
+    CalendarConnection.calendar_id,
+    CalendarConnection.account_email,
+    CalendarConnection.last_sync_at,
+    CalendarConnection.last_sync_status,
+    CalendarConnection.last_sync_error,
+    CalendarConnection.push_expires_at,
+)
+_STATUSES = select(*STATUS_COLUMNS).where(CalendarConnection.user_id == bindparam("user_id"))
 
 
 def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus]:
-    """One status per provider, GOOGLE then OUTLOOK, for providers never connected too."""
-    rows = session.execute(
-        select(CalendarConnection).where(CalendarConnection.user_id == user_id)
-    ).scalars()
-    by_provider = {row.provider: row for row in rows}
+    """One status per provider, GOOGLE then OUTLOOK, for providers never connected too; one
+    statement whatever the number of connections. Reads what the session has flushed."""
+    with reading(session) as connection:
+        rows = connection.execute(_STATUSES, {"user_id": user_id}).mappings().all()
+    by_provider = {row["provider"]: row for row in rows}
+    now = utcnow()
     statuses = []
     for provider in Provider:
         row = by_provider.get(provider.value)
         if row is None:
             statuses.append(ConnectionStatus(provider.value, connected=False))
-            continue
-        statuses.append(
-            ConnectionStatus(
-                provider.value,
-                connected=bool(row.connected),
-                calendar_id=row.calendar_id,
-                account_email=row.account_email,
-                last_sync_at=row.last_sync_at,
-                last_sync_status=row.last_sync_status,
-                last_sync_error=row.last_sync_error,
+        else:
+            expires = row["push_expires_at"]
+            statuses.append(
+                ConnectionStatus(
+                    **{
+                        **row,
+                        "connected": bool(row["connected"]),
+                        "push_active": expires is not None and expires > now,
+                    }
+                )
             )
-        )
     return statuses
 
 

@@ -9,15 +9,31 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, cast, func, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Connection,
+    Integer,
+    Select,
+    String,
+    and_,
+    any_,
+    bindparam,
+    cast,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from ..ical.recurrence import validate_recurrence
 from ..ical.rrule import RecurrenceError
 from ..models import LINK_EVENT, CalendarConnection, CalendarEvent, EventLink, utcnow
 from ..models.event import WRITABLE_COLUMNS
+from .reads import reading
 
 DEFAULT_ZONE = "UTC"
 DEFAULT_STATUS = "confirmed"
@@ -63,11 +79,36 @@ class InvalidEvent(ValueError):
         self.message = message
 
 
+# What a list shows of each event: EventSchema's attributes, by column (a Core select of these,
+# not ORM objects: a page is read and shown, never changed).
+LISTED_COLUMNS = (
+    CalendarEvent.id,
+    CalendarEvent.title,
+    CalendarEvent.description,
+    CalendarEvent.location,
+    CalendarEvent.all_day,
+    CalendarEvent.start_at,
+    CalendarEvent.end_at,
+    CalendarEvent.start_date,
+    CalendarEvent.end_date,
+    CalendarEvent.time_zone,
+    CalendarEvent.recurrence,
+    CalendarEvent.status,
+    CalendarEvent.series_id,
+    CalendarEvent.original_start_at,
+    CalendarEvent.original_start_date,
+    CalendarEvent.created_at,
+    CalendarEvent.updated_at,
+)
+
+
 @dataclass(frozen=True)
 class EventPage:
-    """One page of a list, and how many events the whole list has."""
+    """One page of a list (rows of ``LISTED_COLUMNS``), the provider event ids each of its
+    events is synced with, and how many events the whole list has."""
 
-    items: Sequence[CalendarEvent]
+    rows: Sequence[Any]
+    sources: dict[int, dict[str, str]]
     total: int
 
 
@@ -221,35 +262,63 @@ def list_events(
     start: datetime | None = None,
     end: datetime | None = None,
     offset: int = 0,
-    limit: int | None = None,
+    limit: int,
 ) -> EventPage:
-    """The user's live events overlapping [start, end), ordered by start then id."""
-    query = select(CalendarEvent).where(
-        CalendarEvent.user_id == user_id,
+    """The user's live events overlapping [start, end), ordered by start then id.
+
+    Three statements whatever the page size: the list's count, the page, the page's sources.
+    (A window count in the page's statement costs SQLite a sort of the whole list.) The
+    statements are built once per process; a request binds its values.
+    """
+    count, page = _listing(start is not None, end is not None)
+    window: dict[str, Any] = {"user_id": user_id}
+    if end is not None:
+        window.update(end=end, end_day=_days_before(end))
+    if start is not None:
+        window.update(start=start, start_day=start.astimezone(UTC).date())
+    with reading(session) as connection:
+        total = connection.execute(count, window).scalar_one()
+        rows = connection.execute(page, {**window, "offset": offset, "limit": limit}).all()
+        sources = _sources(connection, [row.id for row in rows])
+    return EventPage(rows, sources, total)
+
+
+@cache
+def _listing(
+    bounded_start: bool, bounded_end: bool
+) -> tuple[Select[int], Select[*tuple[Any, ...]]]:
+    """The count and page statements of a list, with or without each bound of its window."""
+    matching = (
+        CalendarEvent.user_id == bindparam("user_id"),
         CalendarEvent.deleted_at.is_(None),
-        *_overlapping(start, end),
+        *_overlapping(bounded_start, bounded_end),
     )
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    count = select(func.count()).select_from(CalendarEvent).where(*matching)
     # Timed and all-day starts in one order: a date sorts as its midnight (UTC).
     first = func.coalesce(CalendarEvent.start_at, CalendarEvent.start_date)
-    items = session.scalars(
-        query.order_by(first, CalendarEvent.id).offset(offset).limit(limit)
-    ).all()
-    return EventPage(items, total)
+    page = (
+        select(*LISTED_COLUMNS)
+        .where(*matching)
+        .order_by(first, CalendarEvent.id)
+        .offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return count, page
 
 
-def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnElement[bool]]:
+def _overlapping(bounded_start: bool, bounded_end: bool) -> list[ColumnElement[bool]]:
+    """Overlapping [start, end): bound as ``start``/``start_day`` and ``end``/``end_day``."""
     timed = CalendarEvent.all_day.is_(False)
     all_day = CalendarEvent.all_day.is_(True)
     conditions: list[ColumnElement[bool]] = []
-    if end is not None:
+    if bounded_end:
         conditions.append(
             or_(
-                and_(timed, CalendarEvent.start_at < end),
-                and_(all_day, CalendarEvent.start_date < _days_before(end)),
+                and_(timed, CalendarEvent.start_at < bindparam("end")),
+                and_(all_day, CalendarEvent.start_date < bindparam("end_day")),
             )
         )
-    if start is not None:
+    if bounded_start:
         # A series is listed from its first start on, whatever its rule: its end is no bound.
         recurring = and_(
             CalendarEvent.recurrence.is_not(None),
@@ -259,8 +328,8 @@ def _overlapping(start: datetime | None, end: datetime | None) -> list[ColumnEle
         conditions.append(
             or_(
                 recurring,
-                and_(timed, CalendarEvent.end_at > start),
-                and_(all_day, CalendarEvent.end_date > start.astimezone(UTC).date()),
+                and_(timed, CalendarEvent.end_at > bindparam("start")),
+                and_(all_day, CalendarEvent.end_date > bindparam("start_day")),
             )
         )
     return conditions
@@ -277,18 +346,34 @@ def _days_before(instant: datetime) -> date:
         return date.max
 
 
+_SOURCES = (
+    select(EventLink.event_id, CalendarConnection.provider, EventLink.external_id)
+    .join(CalendarConnection, CalendarConnection.id == EventLink.connection_id)
+    .where(EventLink.kind == LINK_EVENT)
+    .order_by(EventLink.id)
+)
+_SOURCES_IN_LIST = _SOURCES.where(EventLink.event_id.in_(bindparam("event_ids", expanding=True)))
+# PostgreSQL: the ids as one array, one statement text whatever their number (prepared once,
+# instead of a hundred parameters parsed and planned per request).
+_SOURCES_IN_ARRAY = _SOURCES.where(
+    EventLink.event_id == any_(bindparam("event_ids", type_=ARRAY(Integer)))
+)
+
+
 def sources_of(session: Session, event_ids: Collection[int]) -> dict[int, dict[str, str]]:
-    """Per event id, the provider event ids its links point at: ``{"GOOGLE": "abc123"}``."""
+    """Per event id, the provider event ids its links point at: ``{"GOOGLE": "abc123"}``; one
+    statement for all of them. Reads what the session has flushed."""
+    return _sources(session.connection(), event_ids)
+
+
+def _sources(connection: Connection, event_ids: Collection[int]) -> dict[int, dict[str, str]]:
     sources: dict[int, dict[str, str]] = {event_id: {} for event_id in event_ids}
     if not sources:
         return sources
-    rows = session.execute(
-        select(EventLink.event_id, CalendarConnection.provider, EventLink.external_id)
-        .join(CalendarConnection, CalendarConnection.id == EventLink.connection_id)
-        .where(EventLink.event_id.in_(sources), EventLink.kind == LINK_EVENT)
-        .order_by(EventLink.id)
-    )
-    for event_id, provider, external_id in rows:
+    statement = _SOURCES_IN_ARRAY if connection.dialect.name == "postgresql" else _SOURCES_IN_LIST
+    for event_id, provider, external_id in connection.execute(
+        statement, {"event_ids": list(sources)}
+    ):
         sources[event_id][provider] = external_id
     return sources
 

@@ -60,6 +60,11 @@ class ProviderSession:
     def _on_new_token(self, token: dict[str, Any], **_: Any) -> None:
         self._save_token(dict(token))
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """How this session retries 429 and 5xx (batches re-send throttled calls the same way)."""
+        return self._retry
+
     def close(self) -> None:
         """Release the HTTP connections."""
         self._session.close()
@@ -68,7 +73,7 @@ class ProviderSession:
         """Send a request; raise our errors for transport failures and refused grants."""
         response = self._send_throttled(method, url, **kwargs)
         if response.status_code == 401:
-            self._refresh()
+            self.refresh()
             response = self._send_throttled(method, url, **kwargs)
             if response.status_code == 401:
                 raise ProviderRejected(
@@ -111,7 +116,8 @@ class ProviderSession:
             ) from exc
         return response
 
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
+        """Refresh the access token now (after a 401)."""
         try:
             self._session.refresh_token(self._token_url)
         except OAuthError as exc:
@@ -157,18 +163,29 @@ def error_summary(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return response.reason or "error"
+    return summary_of(body, response.reason)
+
+
+def summary_of(body: Any, fallback: str | None) -> str:
+    """The error message of a decoded error body (a whole answer's or one batched call's)."""
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         return str(error.get("message") or error.get("code") or "error")[:300]
-    return str(error or response.reason)[:300]
+    return str(error or fallback or "error")[:300]
 
 
 def error_reason(response: requests.Response) -> str | None:
     """Google's `errors[0].reason` or Graph's `error.code`."""
     try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
+        body = response.json()
+    except ValueError:
         return None
+    return reason_of(body)
+
+
+def reason_of(body: Any) -> str | None:
+    """Google's `errors[0].reason` or Graph's `error.code` of a decoded error body."""
+    error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return None
     errors = error.get("errors")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..config import Settings
 from . import oauth as oauth_flow
+from .channels import ChannelClient
 from .http import OAuthClientConfig
 from .types import CalendarClient
 
@@ -60,6 +61,10 @@ class ProviderSpec:
     fetch_account: Callable[[Settings, dict[str, Any]], AccountInfo]
     missing_scopes: Callable[[dict[str, Any]], list[str]] = field(default=lambda token: [])
     capabilities: Capabilities = field(default_factory=Capabilities)
+    # Change notifications (push), when the provider has them: its channel client, and the
+    # last segment of the webhook path its notifications are POSTed to.
+    channels: Callable[[ClientContext], ChannelClient] | None = None
+    webhook_slug: str | None = None
 
     def authorization_url(self, settings: Settings, *, state: str, code_verifier: str) -> str:
         """Where to send the user's browser to consent (PKCE, S256)."""

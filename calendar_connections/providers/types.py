@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 KIND_SINGLE = "single"
 KIND_MASTER = "master"
@@ -145,6 +145,31 @@ class RemoteGone(Exception):
     """The event no longer exists at the provider (404/410 on a write or read)."""
 
 
+@dataclass(frozen=True)
+class Write:
+    """One provider write of a batch.
+
+    ``insert`` creates ``payload`` (idempotent for its uid); ``update`` patches
+    ``external_id`` with ``payload``, guarded by ``etag`` when given; ``delete`` removes
+    ``external_id`` (already gone is fine).
+    """
+
+    action: Literal["insert", "update", "delete"]
+    payload: EventPayload | None = None
+    external_id: str | None = None
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What became of one write of a batch: the provider's event (none for a delete), or the
+    error that write alone met (WriteConflict, RemoteGone, a ProviderError, a RecurrenceError);
+    the other writes of its batch are not affected."""
+
+    remote: RemoteEvent | None = None
+    error: Exception | None = None
+
+
 class CalendarClient(Protocol):
     """What the sync engine needs from a provider."""
 
@@ -168,6 +193,19 @@ class CalendarClient(Protocol):
 
     def delete(self, external_id: str) -> None:
         """Delete the event; an already deleted one is fine."""
+        ...
+
+    @property
+    def batch_size(self) -> int:
+        """The most writes ``write_batch`` sends in one provider request."""
+        ...
+
+    def write_batch(self, writes: Sequence[Write]) -> list[WriteResult]:
+        """Make ``writes`` (at most ``batch_size``), each result in the order of its write.
+
+        A call the provider throttled (429, 5xx) is sent again on its own, in a later request,
+        with the configured backoff; one that never got through has a ProviderUnavailable.
+        """
         ...
 
     def close(self) -> None:

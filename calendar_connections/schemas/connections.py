@@ -69,6 +69,16 @@ class ConnectionStatusSchema(ma.Schema):
         data_key="lastSyncStatus", allow_none=True, metadata={"enum": SYNC_STATUS_VALUES}
     )
     last_sync_error = ma.fields.String(data_key="lastSyncError", allow_none=True)
+    push_active = ma.fields.Boolean(
+        data_key="pushActive",
+        required=True,
+        metadata={"description": "Whether change notifications arrive (else: polling only)"},
+    )
+    push_expires_at = ma.fields.AwareDateTime(
+        data_key="pushExpiresAt",
+        allow_none=True,
+        metadata={"description": "When the open notification channel ends (it is renewed)"},
+    )
 
 
 class SyncResultSchema(ma.Schema):

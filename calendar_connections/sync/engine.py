@@ -22,6 +22,7 @@ from ..providers.types import CalendarClient, SyncCursorExpired
 from ..token_store import load_token, save_token
 from . import lease
 from .apply import Puller, apply_page
+from .channels import open_channel
 from .counts import Counts
 from .push import Pusher
 from .reconcile import UnconfirmedLinks, remove_unlisted
@@ -144,11 +145,22 @@ def sync_connection(
         finally:
             _finish(session, connection)
     lease.release(session, connection_id, owner)
+    if result.success:
+        _open_push_channel(session, settings, connection_id)
     result.events_created = counts.created
     result.events_updated = counts.updated
     result.events_deleted = counts.deleted
     result.events_pushed = counts.pushed
     return result
+
+
+def _open_push_channel(session: Session, settings: Settings, connection_id: int) -> None:
+    """Open a push channel after a successful sync when none is open; never fails the sync."""
+    try:
+        open_channel(session, settings, connection_id)
+    except Exception:
+        session.rollback()
+        log.exception("push channel of connection %s: opening failed unexpectedly", connection_id)
 
 
 def _finish(session: Session, connection: CalendarConnection) -> None:

@@ -15,7 +15,17 @@ import threading
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Engine, func, literal_column, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -31,23 +41,51 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def claim(session: Session, connection_id: int, owner: str, ttl: timedelta) -> bool:
-    """Take the lease if it is free or expired; commits. True when taken."""
+def is_free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds the lease, or its holder let it expire."""
+    return or_(CalendarConnection.lease_owner.is_(None), CalendarConnection.lease_expires_at < now)
+
+
+def claim(
+    session: Session,
+    connection_id: int,
+    owner: str,
+    ttl: timedelta,
+    *,
+    only_if_due: bool = False,
+) -> bool:
+    """Take the lease if it is free or expired; commits. True when taken.
+
+    Taking it clears ``push_due_at`` in the same statement: whatever starts a sync, a
+    notification that arrives once it has started makes the connection due again. With
+    ``only_if_due``, a connection no longer due (another process synced it meanwhile) or no
+    longer connected is left alone.
+    """
     now = utcnow()
+    conditions: list[ColumnElement[bool]] = [CalendarConnection.id == connection_id, is_free(now)]
+    if only_if_due:
+        conditions += [
+            CalendarConnection.connected.is_(True),
+            CalendarConnection.push_due_at.is_not(None),
+        ]
     result = session.execute(
         update(CalendarConnection)
-        .where(
-            CalendarConnection.id == connection_id,
-            or_(
-                CalendarConnection.lease_owner.is_(None),
-                CalendarConnection.lease_expires_at < now,
-            ),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + ttl)
+        .where(*conditions)
+        .values(lease_owner=owner, lease_expires_at=now + ttl, push_due_at=None)
         .execution_options(synchronize_session=False)
     )
     session.commit()
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def is_due(session: Session, connection_id: int) -> bool:
+    """Whether a trusted notification made the connection due and no sync has started since."""
+    due_at = session.execute(
+        select(CalendarConnection.push_due_at).where(
+            CalendarConnection.id == connection_id, CalendarConnection.connected
+        )
+    ).scalar_one_or_none()
+    return due_at is not None
 
 
 def last_sync_key() -> ColumnElement[datetime]:
@@ -58,9 +96,33 @@ def last_sync_key() -> ColumnElement[datetime]:
     )
 
 
-def stale_since(cutoff: datetime) -> ColumnElement[bool]:
-    """Never synced, or last synced before ``cutoff``."""
-    return last_sync_key() < cutoff
+def push_active(now: datetime) -> ColumnElement[bool]:
+    """A push channel is open: the provider tells us of changes."""
+    return CalendarConnection.push_expires_at > now
+
+
+def stale_since(
+    cutoff: datetime, *, push_cutoff: datetime | None = None, now: datetime | None = None
+) -> ColumnElement[bool]:
+    """Never synced, or last synced before ``cutoff``; with ``push_cutoff``, a connection
+    whose push is active at ``now`` is stale only once last synced before ``push_cutoff``."""
+    key = last_sync_key()
+    if push_cutoff is None:
+        return key < cutoff
+    active = push_active(now or utcnow())
+    return and_(
+        # The range of the sync-order index first, for PostgreSQL to walk.
+        key < max(cutoff, push_cutoff),
+        or_(
+            and_(key < cutoff, or_(CalendarConnection.push_expires_at.is_(None), ~active)),
+            and_(key < push_cutoff, active),
+        ),
+    )
+
+
+def due_by_push(now: datetime) -> ColumnElement[bool]:
+    """A trusted notification made the connection due (see ``operations.webhooks``)."""
+    return CalendarConnection.push_due_at <= now
 
 
 # Never synced first, then the longest unsynced: the order of the index, so PostgreSQL walks
@@ -75,31 +137,51 @@ def claim_stale(
     ttl: timedelta,
     stale_before: datetime,
     limit: int,
+    stale_before_push: datetime | None = None,
 ) -> list[int]:
-    """Claim up to ``limit`` stale connections, oldest first; commits. Their ids.
+    """Claim up to ``limit`` connections due by a notification (first) or stale (oldest
+    first); commits. Their ids. Claiming clears their ``push_due_at``.
 
-    One UPDATE over a subquery of candidates. Several schedulers (workers, hosts) call this at
-    once: on PostgreSQL the candidates are read with FOR UPDATE SKIP LOCKED so each takes
-    different rows; everywhere the UPDATE re-checks that the row is still free and still stale,
-    so a connection another scheduler has just synced is not synced again in the same round.
+    Stale is last synced before ``stale_before``, or, given ``stale_before_push``, before
+    that for connections whose push is active (``stale_since``). One UPDATE over a subquery
+    of candidates: the due ones (on the ``push_due_at`` index) then the stale ones (walking
+    the sync-order index), each branch limited. Several schedulers (workers, hosts) call this
+    at once: on PostgreSQL the candidates are read with FOR UPDATE SKIP LOCKED so each takes
+    different rows; everywhere the UPDATE re-checks that the row is still free and still due
+    or stale, so a connection another scheduler has just synced is not synced again in the
+    same round.
     """
     now = utcnow()
-    stale = stale_since(stale_before)
-    free = or_(CalendarConnection.lease_owner.is_(None), CalendarConnection.lease_expires_at < now)
-    # The bare column (not ``IS true``), so PostgreSQL matches the index's ``WHERE connected``.
-    candidates = (
+    stale = stale_since(stale_before, push_cutoff=stale_before_push, now=now)
+    due = due_by_push(now)
+    free = is_free(now)
+    on_postgres = session.get_bind().dialect.name == "postgresql"
+    # The bare column (not ``IS true``), so PostgreSQL matches the indexes' ``WHERE connected``.
+    branches = [
+        select(CalendarConnection.id)
+        .where(CalendarConnection.connected, due, free)
+        .order_by(CalendarConnection.push_due_at, CalendarConnection.id)
+        .limit(limit),
         select(CalendarConnection.id)
         .where(CalendarConnection.connected, stale, free)
         .order_by(*OLDEST_SYNC_FIRST)
-        .limit(limit)
-    )
-    on_postgres = session.get_bind().dialect.name == "postgresql"
+        .limit(limit),
+    ]
     if on_postgres:
-        candidates = candidates.with_for_update(skip_locked=True)
+        branches = [branch.with_for_update(skip_locked=True) for branch in branches]
+    # Each branch in a subquery of its own: PostgreSQL takes no row locks directly under a
+    # UNION, and SQLite no LIMIT on a member of one.
+    both = union_all(*(select(branch.subquery().c.id) for branch in branches)).subquery()
+    candidates = select(both.c.id).limit(limit)
     claim_them = (
         update(CalendarConnection)
-        .where(CalendarConnection.id.in_(candidates.scalar_subquery()), stale, free)
-        .values(lease_owner=owner, lease_expires_at=now + ttl)
+        .where(
+            CalendarConnection.id.in_(candidates.scalar_subquery()),
+            CalendarConnection.connected,
+            or_(due, stale),
+            free,
+        )
+        .values(lease_owner=owner, lease_expires_at=now + ttl, push_due_at=None)
         .execution_options(synchronize_session=False)
     )
     if on_postgres:

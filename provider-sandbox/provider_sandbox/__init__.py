@@ -4,7 +4,8 @@ Google OAuth under ``/google/o/oauth2/v2/auth``, ``/google/token``, ``/google/re
 Calendar v3 under ``/google/calendar/v3``, its batch endpoint at ``/google/batch/calendar/v3``;
 the Microsoft identity platform under ``/microsoft/{tenant}/oauth2/v2.0``; Graph under
 ``/graph/v1.0``, JSON batching at ``/graph/v1.0/$batch``; the control API under ``/sandbox``.
-Everything lives in memory behind one lock.
+Push: Google ``events/watch`` and ``channels/stop``, Graph ``/subscriptions``; notifications go
+out from one background thread per app. Everything lives in memory behind one lock.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from . import (
     google_auth,
     google_batch,
     google_calendar,
+    google_push,
     graph,
     graph_batch,
+    graph_subscriptions,
     microsoft_auth,
+    push_control,
 )
 from .batch import UNLOCKED
 from .errors import SandboxError
@@ -38,6 +42,14 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "SANDBOX_GRAPH_PAGE_SIZE": 10,
     # Graph requests a mailbox may have in flight at once (Outlook: 4); None counts, never refuses.
     "SANDBOX_GRAPH_MAILBOX_CONCURRENCY": None,
+    # Lifetime caps (seconds) of Google channels and Graph subscriptions; settable at runtime.
+    "SANDBOX_GOOGLE_CHANNEL_SECONDS": 604800,
+    "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS": 4230 * 60,
+    "SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS": 1000,  # live subscriptions per mailbox (Outlook)
+    "SANDBOX_PUSH_TIMEOUT": 5.0,  # seconds a notification URL has to answer a POST
+    # A notification answered 5xx (or not at all) is sent again, with exponential backoff.
+    "SANDBOX_PUSH_RETRIES": 3,
+    "SANDBOX_PUSH_RETRY_SECONDS": 1.0,
 }
 
 
@@ -70,11 +82,14 @@ def create_sandbox_app(config: dict[str, Any] | None = None) -> Flask:
     for blueprint in (
         google_auth.bp,
         google_calendar.bp,
+        google_push.bp,
         google_batch.bp,
         microsoft_auth.bp,
         graph.bp,
+        graph_subscriptions.bp,
         graph_batch.bp,
         control.bp,
+        push_control.bp,
     ):
         app.register_blueprint(blueprint)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -14,6 +15,23 @@ from . import create_sandbox_app
 sandbox_cli = AppGroup("sandbox", help="Local emulator of Google Calendar and Microsoft Graph.")
 
 _ENV_SETTINGS = ("SANDBOX_CLIENT_ID", "SANDBOX_CLIENT_SECRET", "SANDBOX_TIME_ZONE")
+_ENV_NUMBERS = (
+    "SANDBOX_GRAPH_PAGE_SIZE",
+    "SANDBOX_GRAPH_MAILBOX_CONCURRENCY",
+    "SANDBOX_GRAPH_MAILBOX_SUBSCRIPTIONS",
+    "SANDBOX_GOOGLE_CHANNEL_SECONDS",
+    "SANDBOX_GRAPH_SUBSCRIPTION_SECONDS",
+    "SANDBOX_PUSH_RETRIES",
+)
+
+
+def config_from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The sandbox settings given in ``environ`` (whole numbers read as such)."""
+    config: dict[str, Any] = {name: environ[name] for name in _ENV_SETTINGS if environ.get(name)}
+    for name in _ENV_NUMBERS:
+        if environ.get(name):
+            config[name] = int(environ[name])
+    return config
 
 
 def service_settings(base_url: str) -> dict[str, str]:
@@ -23,6 +41,7 @@ def service_settings(base_url: str) -> dict[str, str]:
         "GOOGLE_TOKEN_URL": f"{base_url}/google/token",
         "GOOGLE_REVOKE_URL": f"{base_url}/google/revoke",
         "GOOGLE_API_BASE_URL": f"{base_url}/google/calendar/v3",
+        "GOOGLE_BATCH_URL": f"{base_url}/google/batch/calendar/v3",
         "OUTLOOK_AUTHORITY_URL": f"{base_url}/microsoft",
         "OUTLOOK_GRAPH_BASE_URL": f"{base_url}/graph/v1.0",
     }
@@ -33,13 +52,7 @@ def service_settings(base_url: str) -> dict[str, str]:
 @click.option("--port", default=18090, show_default=True, type=int, help="Port to listen on.")
 def run_command(host: str, port: int) -> None:
     """Serve the provider sandbox (threaded) until interrupted."""
-    config: dict[str, Any] = {
-        name: os.environ[name] for name in _ENV_SETTINGS if os.environ.get(name)
-    }
-    for name in ("SANDBOX_GRAPH_PAGE_SIZE", "SANDBOX_GRAPH_MAILBOX_CONCURRENCY"):
-        if os.environ.get(name):
-            config[name] = int(os.environ[name])
-    app = create_sandbox_app(config)
+    app = create_sandbox_app(config_from_env(os.environ))
     base_url = f"http://{host}:{port}"
     if host not in ("127.0.0.1", "localhost", "::1"):
         click.secho(

@@ -46,7 +46,8 @@ _SYNC_RESTRICTED = (
 SEND_UPDATES = ("all", "externalOnly", "none")
 
 
-def _account() -> tuple[SandboxStore, Account]:
+def request_account() -> tuple[SandboxStore, Account]:
+    """The store and the account whose bearer token this request carries (401 otherwise)."""
     store = current_store()
     account = authenticate(store, GOOGLE)
     if not isinstance(account, Account):
@@ -58,7 +59,8 @@ def _not_found() -> Exception:
     return google_error(404, "notFound", "Not Found")
 
 
-def _calendar(account: Account, calendar_id: str) -> None:
+def check_calendar(account: Account, calendar_id: str) -> None:
+    """404 unless ``calendar_id`` is ``primary`` or the account's own calendar."""
     if calendar_id != "primary" and calendar_id.lower() != account.email:
         raise _not_found()
 
@@ -116,7 +118,7 @@ def calendar_list_entry(account: Account) -> dict[str, Any]:
 @bp.get("/users/me/calendarList")
 def calendar_list() -> Response:
     """The account's calendar list: just its primary calendar."""
-    _, account = _account()
+    _, account = request_account()
     entry = calendar_list_entry(account)
     return json_response({"kind": "calendar#calendarList", "etag": entry["etag"], "items": [entry]})
 
@@ -124,16 +126,16 @@ def calendar_list() -> Response:
 @bp.get("/users/me/calendarList/<path:calendar_id>")
 def calendar_list_get(calendar_id: str) -> Response:
     """One calendarListEntry: ``primary`` or the account's email."""
-    _, account = _account()
-    _calendar(account, calendar_id)
+    _, account = request_account()
+    check_calendar(account, calendar_id)
     return json_response(calendar_list_entry(account))
 
 
 @bp.get("/calendars/<calendar_id>")
 def calendar_get(calendar_id: str) -> Response:
     """The calendar resource of the primary calendar."""
-    _, account = _account()
-    _calendar(account, calendar_id)
+    _, account = request_account()
+    check_calendar(account, calendar_id)
     entry = calendar_list_entry(account)
     keep = ("etag", "id", "summary", "timeZone")
     return json_response({"kind": "calendar#calendar", **{k: entry[k] for k in keep}})
@@ -270,8 +272,8 @@ def _page(events: Iterable[GoogleEvent], after: int, size: int) -> tuple[list[Go
 @bp.get("/calendars/<calendar_id>/events")
 def events_list(calendar_id: str) -> Response:
     """List events: full (paged, optionally filtered) or incremental with ``syncToken``."""
-    store, account = _account()
-    _calendar(account, calendar_id)
+    store, account = request_account()
+    check_calendar(account, calendar_id)
     args = request.args
     if args.get("singleEvents") == "true":
         raise bad_request("singleEvents=true is not supported by the provider sandbox.")
@@ -321,8 +323,8 @@ def events_list(calendar_id: str) -> Response:
 @bp.post("/calendars/<calendar_id>/events")
 def events_insert(calendar_id: str) -> Response:
     """Insert an event (a client-chosen id is kept; a taken one gives 409)."""
-    store, account = _account()
-    _calendar(account, calendar_id)
+    store, account = request_account()
+    check_calendar(account, calendar_id)
     return json_response(full_view(insert_event(store, account, _write_body())))
 
 
@@ -338,16 +340,16 @@ def _existing(
 @bp.get("/calendars/<calendar_id>/events/<event_id>")
 def events_get(calendar_id: str, event_id: str) -> Response:
     """One event (a deleted one comes back with ``status: cancelled``)."""
-    store, account = _account()
-    _calendar(account, calendar_id)
+    store, account = request_account()
+    check_calendar(account, calendar_id)
     return json_response(full_view(_existing(store, account, event_id, False)))
 
 
 @bp.patch("/calendars/<calendar_id>/events/<event_id>")
 def events_patch(calendar_id: str, event_id: str) -> Response:
     """Patch an event; ``If-Match`` with a stale etag gives 412."""
-    store, account = _account()
-    _calendar(account, calendar_id)
+    store, account = request_account()
+    check_calendar(account, calendar_id)
     body = _write_body()
     event = _existing(store, account, event_id, False)
     check_if_match(event, request.headers.get("If-Match"))
@@ -358,8 +360,8 @@ def events_patch(calendar_id: str, event_id: str) -> Response:
 @bp.put("/calendars/<calendar_id>/events/<event_id>")
 def events_update(calendar_id: str, event_id: str) -> Response:
     """Replace an event; ``If-Match`` with a stale etag gives 412."""
-    store, account = _account()
-    _calendar(account, calendar_id)
+    store, account = request_account()
+    check_calendar(account, calendar_id)
     body = _write_body()
     event = _existing(store, account, event_id, False)
     check_if_match(event, request.headers.get("If-Match"))
@@ -370,8 +372,8 @@ def events_update(calendar_id: str, event_id: str) -> Response:
 @bp.delete("/calendars/<calendar_id>/events/<event_id>")
 def events_delete(calendar_id: str, event_id: str) -> Response:
     """Delete (cancel) an event: 204; again gives 410 ``deleted``."""
-    store, account = _account()
-    _calendar(account, calendar_id)
+    store, account = request_account()
+    check_calendar(account, calendar_id)
     _check_send_updates()
     event = _existing(store, account, event_id, False)
     if event.cancelled:

@@ -12,6 +12,7 @@ from typing import Any
 from dateutil.rrule import rrulestr
 
 from .errors import google_error
+from .push_state import google_changed
 from .store import Account, SandboxStore
 from .timezones import (
     midnight,
@@ -175,6 +176,7 @@ def insert_event(store: SandboxStore, account: Account, body: Any) -> GoogleEven
     event = GoogleEvent(resource={}, seq=0, ordinal=store.next_ordinal())
     _stamp(store, event, resource, bump=False)
     events[event_id] = event
+    google_changed(store, account)
     return event
 
 
@@ -205,6 +207,7 @@ def patch_event(
     _check_times(resource)
     bump = any(resource.get(k) != event.resource.get(k) for k in (*_TIMING, "status"))
     _stamp(store, event, resource, bump)
+    google_changed(store, account)
     return event
 
 
@@ -230,6 +233,7 @@ def update_event(
     _check_times(resource)
     bump = any(resource.get(k) != event.resource.get(k) for k in (*_TIMING, "status"))
     _stamp(store, event, resource, bump)
+    google_changed(store, account)
     return event
 
 
@@ -246,6 +250,7 @@ def delete_event(store: SandboxStore, account: Account, event: GoogleEvent) -> N
                 changed = copy.deepcopy(other.resource)
                 changed["status"] = "cancelled"
                 _stamp(store, other, changed, bump=True)
+    google_changed(store, account)
 
 
 def check_if_match(event: GoogleEvent, header: str | None) -> None:

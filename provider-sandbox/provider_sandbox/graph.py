@@ -36,7 +36,8 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
     return json_response(body, status, content_type=GRAPH_JSON, headers=headers)
 
 
-def _account() -> tuple[SandboxStore, Account]:
+def request_account() -> tuple[SandboxStore, Account]:
+    """The store and the mailbox whose bearer token this request carries (401 otherwise)."""
     store = current_store()
     account = authenticate(store, MICROSOFT)
     if isinstance(account, BearerProblem):
@@ -116,7 +117,7 @@ def _calendar_json(account: Account) -> dict[str, Any]:
 @bp.get("/me")
 def me() -> Response:
     """The signed-in user."""
-    _, account = _account()
+    _, account = request_account()
     first, _, last = account.display_name.partition(" ")
     return _json(
         {
@@ -140,7 +141,7 @@ def me() -> Response:
 @bp.get("/me/calendars/<calendar_id>")
 def calendar(calendar_id: str | None = None) -> Response:
     """The default calendar (the only one the sandbox has)."""
-    _, account = _account()
+    _, account = request_account()
     _calendar(account, calendar_id)
     return _json(
         {"@odata.context": _context("users('me')/calendars/$entity"), **_calendar_json(account)}
@@ -150,7 +151,7 @@ def calendar(calendar_id: str | None = None) -> Response:
 @bp.get("/me/calendars")
 def calendars() -> Response:
     """The user's calendars: just the default one."""
-    _, account = _account()
+    _, account = request_account()
     return _json(
         {"@odata.context": _context("users('me')/calendars"), "value": [_calendar_json(account)]}
     )
@@ -169,7 +170,7 @@ def _window() -> tuple[Any, Any]:
 @bp.get("/me/calendars/<calendar_id>/calendarView/delta")
 def calendar_view_delta(calendar_id: str | None = None) -> Response:
     """A page of the calendar view's changes: nextLink until the last page's deltaLink."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     args = request.args
     size, zone, applied = _prefer()
@@ -219,7 +220,7 @@ def calendar_view_delta(calendar_id: str | None = None) -> Response:
 @bp.get("/me/calendars/<calendar_id>/calendarView")
 def calendar_view_list(calendar_id: str | None = None) -> Response:
     """The calendar view of a window, paged with ``$top``/``$skip``."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     low, high = _window()
     size, _, applied = _prefer()
@@ -267,7 +268,7 @@ def _check_if_match(store: SandboxStore, account: Account, event_id: str) -> Non
 @bp.post("/me/calendars/<calendar_id>/events")
 def events_create(calendar_id: str | None = None) -> Response:
     """Create an event (201)."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     event = create_event(store, account, _body())
     headers = {"Location": request.url_root.rstrip("/") + f"/graph/v1.0/me/events/{event.id}"}
@@ -281,7 +282,7 @@ def events_create(calendar_id: str | None = None) -> Response:
 @bp.get("/me/calendars/<calendar_id>/events/<event_id>")
 def events_get(event_id: str, calendar_id: str | None = None) -> Response:
     """One event of any type (a series master includes its recurrence)."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     event = find_event(store, account.email, event_id)
     if event is None:
@@ -294,7 +295,7 @@ def events_get(event_id: str, calendar_id: str | None = None) -> Response:
 @bp.patch("/me/calendars/<calendar_id>/events/<event_id>")
 def events_patch(event_id: str, calendar_id: str | None = None) -> Response:
     """Update an event (200)."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     body = _body()
     _check_if_match(store, account, event_id)
@@ -307,7 +308,7 @@ def events_patch(event_id: str, calendar_id: str | None = None) -> Response:
 @bp.delete("/me/calendars/<calendar_id>/events/<event_id>")
 def events_delete(event_id: str, calendar_id: str | None = None) -> Response:
     """Delete an event (204)."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     _check_if_match(store, account, event_id)
     delete_event(store, account, event_id)
@@ -318,7 +319,7 @@ def events_delete(event_id: str, calendar_id: str | None = None) -> Response:
 @bp.get("/me/calendars/<calendar_id>/events/<event_id>/instances")
 def events_instances(event_id: str, calendar_id: str | None = None) -> Response:
     """Occurrences and exceptions of a series master in a window."""
-    store, account = _account()
+    store, account = request_account()
     _calendar(account, calendar_id)
     event = find_event(store, account.email, event_id)
     if event is None:

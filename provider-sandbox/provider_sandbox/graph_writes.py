@@ -17,6 +17,7 @@ from .graph_model import (
     patch_fields,
 )
 from .graph_view import find_event, find_master
+from .push_state import graph_changed
 from .store import Account, SandboxStore
 
 
@@ -32,6 +33,7 @@ def create_event(store: SandboxStore, account: Account, body: dict[str, Any]) ->
     events[event.id] = event
     if event.transaction_id:
         transactions[event.transaction_id] = event.id
+    graph_changed(store, account, event.id, "created", event.change_key)
     return event
 
 
@@ -56,6 +58,7 @@ def update_event(
             changed.deleted.clear()
         events[changed.id] = changed
     store.next_seq()
+    graph_changed(store, account, changed.id, "updated", changed.change_key)
     return changed
 
 
@@ -75,3 +78,4 @@ def delete_event(store: SandboxStore, account: Account, event_id: str) -> None:
         master.exceptions.pop(event.id, None)
         master.deleted.add(event.id)
     store.next_seq()
+    graph_changed(store, account, event.id, "deleted", event.change_key)

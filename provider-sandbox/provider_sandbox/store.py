@@ -1,4 +1,5 @@
-"""The sandbox's in-memory state: accounts, OAuth grants, events, sync states, log, faults."""
+"""The sandbox's in-memory state: accounts, OAuth grants, events, sync states, log, faults,
+push channels and subscriptions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import current_app
+
+from .push_delivery import Deliverer
+from .push_state import PushState
 
 if TYPE_CHECKING:
     from .faults import Fault
@@ -106,6 +110,7 @@ class SandboxStore:
         self.lock = threading.RLock()
         self.config = config
         self.epoch = 0
+        self.deliverer = Deliverer(self)  # outlives resets: it drops what an older epoch queued
         self.reset()
 
     def reset(self) -> None:
@@ -129,6 +134,7 @@ class SandboxStore:
             self.faults: list[Fault] = []
             self.in_flight: Counter[str] = Counter()  # Graph requests being answered, per mailbox
             self.peak_in_flight: dict[str, int] = {}  # the most at once, per mailbox
+            self.push = PushState(self.config)  # channels, subscriptions, lifetimes, deliveries
 
     def next_seq(self) -> int:
         """Bump and return the global change sequence (every write calls this)."""

@@ -20,6 +20,8 @@ from calendar_connections import create_app
 from calendar_connections.auth import issue_token
 from calendar_connections.extensions import db
 
+from .relay import relay_batches
+
 JWT_SECRET = "test-secret-that-is-long-enough-for-hs256-signing"
 ENCRYPTION_KEY = Fernet.generate_key().decode()
 
@@ -128,4 +130,5 @@ def auth(token_for: Callable[[str], dict[str, str]]) -> dict[str, str]:
 def http() -> Iterator[responses.RequestsMock]:
     """Every outgoing HTTP request must match a registered mock."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        relay_batches(mock)  # each call of a provider batch goes to the mocks registered for it
         yield mock

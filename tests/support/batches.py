@@ -102,3 +102,48 @@ def graph_request(
         item["body"] = body
         item.setdefault("headers", {}).setdefault("Content-Type", "application/json")
     return item
+
+
+@dataclass(frozen=True)
+class SentCall:
+    """One provider call the service made, alone or inside a batch."""
+
+    method: str
+    url: str
+    body: Any
+    batched: bool
+
+
+def sent_calls(calls: Any) -> list[SentCall]:
+    """The provider calls among ``calls`` (a ``responses`` call list), batches unpacked into
+    the calls they carried (path-only URLs for Google's, version-relative for Graph's)."""
+    found: list[SentCall] = []
+    for call in calls:
+        request = call.request
+        url, method = str(request.url), str(request.method)
+        raw = request.body
+        data = raw if isinstance(raw, bytes) else (raw or "").encode()
+        if url.endswith("/$batch"):
+            for item in json.loads(data)["requests"]:
+                found.append(SentCall(item["method"], item["url"], item.get("body"), True))
+        elif "/batch/" in url:
+            found += google_calls(request.headers["Content-Type"], data)
+        else:
+            body = json.loads(data) if data and data.lstrip()[:1] in (b"{", b"[") else None
+            found.append(SentCall(method, url, body, False))
+    return found
+
+
+def google_calls(content_type: str, data: bytes) -> list[SentCall]:
+    """The calls a Google batch request body carries (path-only URLs)."""
+    found = []
+    for part in _message(content_type, data).iter_parts():
+        payload = part.get_payload(decode=True)
+        assert isinstance(payload, bytes)
+        line, _, rest = payload.partition(b"\r\n")
+        verb, path, _ = line.decode().split(" ")
+        inner = BytesParser(policy=policy.HTTP).parsebytes(rest)
+        text = inner.get_payload(decode=True)
+        body = json.loads(text) if isinstance(text, bytes) and text.strip() else None
+        found.append(SentCall(verb, path, body, True))
+    return found

@@ -39,6 +39,7 @@ def sandbox_config(**overrides: Any) -> dict[str, Any]:
         "GOOGLE_TOKEN_URL": f"{SANDBOX}/google/token",
         "GOOGLE_REVOKE_URL": f"{SANDBOX}/google/revoke",
         "GOOGLE_API_BASE_URL": f"{SANDBOX}/google/calendar/v3",
+        "GOOGLE_BATCH_URL": f"{SANDBOX}/google/batch/calendar/v3",
         "OUTLOOK_AUTHORITY_URL": f"{SANDBOX}/microsoft",
         "OUTLOOK_GRAPH_BASE_URL": f"{SANDBOX}/graph/v1.0",
         "SYNC_RETRY_BACKOFF": 0.01,

@@ -114,15 +114,16 @@ class Stack:
         )
         assert process.popen.poll() is None, process.output()
 
-    def start_service(self, **env: str) -> Process:
+    def start_service(self, *, push: bool = False, **env: str) -> Process:
         port = free_port()
+        if push:  # the sandbox POSTs its notifications to this service
+            env["WEBHOOK_BASE_URL"] = f"http://127.0.0.1:{port}"
         process = self.start(
             "gunicorn",
             [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
             PORT=str(port),
             HOST="127.0.0.1",
-            WEB_CONCURRENCY="2",
-            **env,
+            **{"WEB_CONCURRENCY": "2", **env},
         )
         self.service_url = f"http://127.0.0.1:{port}"
         wait_until(

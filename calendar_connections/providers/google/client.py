@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
+from ..batch import Answer, CallAnswer, answer_for, encode_each, read_round, write_in_rounds
+from ..errors import ProviderError, ProviderUnavailable
 from ..session import ProviderSession, raise_for_status
 from ..types import (
     KIND_EXCEPTION,
@@ -20,10 +22,13 @@ from ..types import (
     RemoteEvent,
     RemoteGone,
     SyncCursorExpired,
+    Write,
     WriteConflict,
+    WriteResult,
     translate_items,
     wanted,
 )
+from .batch import MAX_CALLS, Call, decode_answers, encode_batch
 
 MAX_PAGE_SIZE = 2500  # the largest page events.list allows
 TAG = "crmEventId"
@@ -120,12 +125,27 @@ def instance_id(series_id: str, original_start: datetime | date) -> str:
     return f"{series_id}_{original_start:%Y%m%d}"
 
 
+def _plain_insert(write: Write) -> bool:
+    """An insert of a new event (not of a moved instance, which patches that instance)."""
+    payload = write.payload
+    return (
+        write.action == "insert"
+        and payload is not None
+        and (payload.series_external_id is None or payload.original_start is None)
+    )
+
+
 class GoogleCalendarClient:
     """Reads and writes events of one Google calendar."""
 
-    def __init__(self, session: ProviderSession, api_base: str, calendar_id: str) -> None:
+    batch_size = MAX_CALLS
+
+    def __init__(
+        self, session: ProviderSession, api_base: str, calendar_id: str, batch_url: str
+    ) -> None:
         self._session = session
         self._events_url = f"{api_base}/calendars/{quote(calendar_id, safe='')}/events"
+        self._batch_url = batch_url
 
     def close(self) -> None:
         """Release connections."""
@@ -207,3 +227,57 @@ class GoogleCalendarClient:
         if response.status_code in (404, 410):
             return
         raise_for_status(response, self._session.label, "delete an event")
+
+    def write_batch(self, writes: Sequence[Write]) -> list[WriteResult]:
+        """Make ``writes`` through the batch endpoint, 50 calls per request."""
+        return write_in_rounds(writes, self._send_batch, MAX_CALLS, self._session.retry)
+
+    def _call(self, write: Write) -> Call:
+        """The call a write makes (an insert of a moved instance patches that instance)."""
+        path = urlsplit(self._events_url).path
+        query = "?" + urlencode(WRITE_PARAMS)
+        payload = write.payload
+        if write.action == "delete":
+            return Call("DELETE", f"{path}/{quote(write.external_id or '')}{query}")
+        assert payload is not None
+        if _plain_insert(write):
+            return Call("POST", path + query, event_to_google(payload) | {"id": payload.uid})
+        target = write.external_id or ""
+        if write.action == "insert" and payload.original_start is not None:
+            target = instance_id(payload.series_external_id or "", payload.original_start)
+        headers = {"If-Match": write.etag} if write.etag else {}
+        return Call("PATCH", f"{path}/{quote(target)}{query}", event_to_google(payload), headers)
+
+    def _send_batch(self, writes: list[Write]) -> list[Answer]:
+        """One batch request; each call's answer read on its own."""
+        label = self._session.label
+        encoded, refused = encode_each(writes, lambda _, write: self._call(write))
+        answers: dict[int, CallAnswer] = {}
+        if encoded:
+            body, content_type = encode_batch(encoded)
+            response = self._session.request(
+                "POST", self._batch_url, data=body, headers={"Content-Type": content_type}
+            )
+            raise_for_status(response, label, "write a batch of events")
+            try:
+                answers = decode_answers(response.headers.get("Content-Type", ""), response.content)
+            except ValueError as exc:
+                raise ProviderUnavailable(f"{label} sent an unreadable batch answer") from exc
+        if any(answer.status == 401 for answer in answers.values()):
+            self._session.refresh()  # the calls refused the token: refresh, then send again
+        return read_round(writes, answers, refused, self._read_answer, label)
+
+    def _read_answer(self, write: Write, answer: CallAnswer) -> Answer:
+        if _plain_insert(write) and answer.status == 409:
+            return self._take_over(write)
+        return answer_for(
+            write, answer, self._session.label, event_from_google, self._session.retry
+        )
+
+    def _take_over(self, write: Write) -> WriteResult:
+        """Inserted before (a retry, or a sync that died before recording it): patch it."""
+        assert write.payload is not None
+        try:
+            return WriteResult(remote=self.update(write.payload.uid, write.payload, None))
+        except (WriteConflict, RemoteGone, ProviderError) as exc:
+            return WriteResult(error=exc)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ...models import Provider
+from ..channels import ChannelClient
 from ..session import ProviderSession
 from ..spec import Capabilities, ClientContext, ProviderSpec
 from ..types import CalendarClient
 from .account import LABEL, api_base_url, fetch_account, oauth_config
 from .client import GraphCalendarClient
+from .subscriptions import GraphSubscriptions
 
 
 def _client(context: ClientContext) -> CalendarClient:
@@ -18,6 +20,14 @@ def _client(context: ClientContext) -> CalendarClient:
     return GraphCalendarClient(
         http, api_base_url(settings), context.calendar_id, page_size=settings.outlook_page_size
     )
+
+
+def _subscriptions(context: ClientContext) -> ChannelClient:
+    settings = context.settings
+    http = ProviderSession(
+        LABEL, oauth_config(settings), settings, context.token, context.save_token
+    )
+    return GraphSubscriptions(http, api_base_url(settings), context.calendar_id or None)
 
 
 OUTLOOK = ProviderSpec(
@@ -32,4 +42,6 @@ OUTLOOK = ProviderSpec(
         supports_exdate=False,
         moves_instances_by_occurrence=True,
     ),
+    channels=_subscriptions,
+    webhook_slug="outlook",
 )

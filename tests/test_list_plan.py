@@ -1,0 +1,50 @@
+"""The events list reads its page through the index in its own order (PostgreSQL's EXPLAIN):
+no sort of the user's whole calendar per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
+from calendar_connections.extensions import db
+from calendar_connections.operations.events import list_events
+
+from .test_query_plans import (
+    ANALYZED_EMPTY,
+    FRESH,
+    NEVER_ANALYZED,
+    USER,
+    assert_no_seq_scan,
+    explain,
+    fill,
+    pytestmark,
+    statements,
+)
+
+__all__ = ["pytestmark"]
+
+
+@pytest.fixture(params=[NEVER_ANALYZED, ANALYZED_EMPTY, FRESH])
+def filled(app: Flask, request: pytest.FixtureRequest) -> Callable[[], int]:
+    def load() -> int:
+        return fill(db.engine, request.param)
+
+    return load
+
+
+def test_a_list_page_walks_the_listing_index(app: Flask, filled: Callable[[], int]) -> None:
+    with app.app_context():
+        filled()
+        with statements(db.engine) as sent:
+            page = list_events(db.session(), USER, offset=200, limit=100)
+        assert page.total == 5_000
+        assert len(page.rows) == 100
+        page_sql = [(sql, args) for sql, args in sent if "LIMIT" in sql and "event_link" not in sql]
+        assert len(page_sql) == 1
+        plan = explain(db.engine, *page_sql[0])
+    assert "ix_calendar_event_listing" in plan, plan
+    assert_no_seq_scan(plan, "calendar_event")
+    # The index gives the order: the user's events are not sorted to find a page.
+    assert "Sort" not in plan, plan
