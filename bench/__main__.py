@@ -5,9 +5,11 @@ sync endpoint, against fake providers on loopback (see ``fake_providers``), and 
 same pages fetched and JSON-decoded by a plain loop, no database. Repetitions alternate floor
 and sync; the table shows medians, their ratio, and the database statements per pulled event.
 Then the no-change incremental sync of that calendar, and a push of M new CRM events (default
-1,000) with the provider requests it took per event; on PostgreSQL, the scheduler's claim of
-100 stale connections among 100,000 (see ``claim``). Last, the events list and the connection
-status under gunicorn, in requests per second as a ratio to a bare Flask route (see ``reads``).
+1,000) with the provider requests it took per event; the peak memory of a full pull of N/4
+and of N events (flat: a page at a time, see ``memory``); on PostgreSQL, the scheduler's claim
+of 100 stale connections among 100,000 (see ``claim``). Last, the events list and the
+connection status under gunicorn, in requests per second as a ratio to a bare Flask route (see
+``reads``).
 
     python -m bench [--events N] [--repeat K]
 
@@ -47,6 +49,7 @@ from calendar_connections.providers.outlook.batch import GraphCall, batch_body
 
 from .claim import measure_claim, measure_push_claim, push_claim_row
 from .fake_providers import FakeProviders, serving
+from .memory import peak_mib
 from .reads import measure_reads, print_rows
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/bench"
@@ -258,6 +261,24 @@ def measure(
     return rows
 
 
+def measure_memory(url: str, instance: Path, sizes: tuple[int, ...]) -> list[tuple[str, float]]:
+    """Per provider and calendar size: the peak memory of a full pull, in MiB."""
+    rows = []
+    for provider, slug, calendar_id in (
+        ("GOOGLE", "google", "primary"),
+        ("OUTLOOK", "outlook", "cal-1"),
+    ):
+        for size in sizes:
+            with serving(size) as fake:
+                app = make_app(url, fake, instance)
+                reset(app, provider, calendar_id)
+                peak = peak_mib(lambda: timed_sync(app, slug))  # noqa: B023 (called at once)
+                with app.app_context():
+                    db.engine.dispose()
+            rows.append((provider, peak))
+    return rows
+
+
 def postgres_url() -> str | None:
     url = os.environ.get("BENCH_PG_URL", DEFAULT_PG)
     admin = sa.engine.make_url(url).set(database="postgres")
@@ -315,6 +336,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {provider.title()} push of {args.push:,} new CRM events: {made} requests"
                     f" (floor {floor_n}), {seconds:.2f} s vs batched floor {floor_s:.2f} s:"
                     f" {seconds / floor_s:.1f}x"
+                )
+            small = max(args.events // 4, 1)  # a whole Google page (2,500) of 10,000
+            peaks = measure_memory(url, Path(tmp), (small, args.events))
+            for (provider, low), (_, high) in zip(peaks[::2], peaks[1::2], strict=True):
+                print(
+                    f"  {provider.title()} peak memory of a full pull: {low:.1f} MiB for "
+                    f"{small:,} events, {high:.1f} MiB for {args.events:,} ({high / low:.2f}x)"
                 )
             if label == "PostgreSQL":
                 seconds, statements = measure_claim(app, CLAIM_AMONG, CLAIM_STALE)

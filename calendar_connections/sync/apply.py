@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, inspect, or_, select
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager, joinedload
 
 from ..models import (
     LINK_EVENT,
@@ -17,12 +18,17 @@ from ..models import (
     CalendarConnection,
     CalendarEvent,
     EventLink,
+    new_uid,
     utcnow,
 )
+from ..models.event import storable_text
 from ..providers.types import KIND_EXCEPTION, KIND_OCCURRENCE, EventFields, RemoteEvent
+from .bulk import insert_rows
 from .counts import Counts
 from .fields import (
     assign_fields,
+    event_columns,
+    field_digests,
     fields_of,
     mark_synced,
     merge_exdates,
@@ -32,6 +38,10 @@ from .fields import (
 )
 
 log = logging.getLogger(__name__)
+
+# The longest provider id and CRM uid the tables hold (event_link.external_id, event.uid).
+EXTERNAL_ID_MAX_LENGTH = 1024
+UID_LENGTH = 32
 
 
 @dataclass
@@ -43,20 +53,127 @@ class Puller:
     round: int
     counts: Counts = field(default_factory=Counts)
     deferred: list[RemoteEvent] = field(default_factory=list)
-    # Events this sync created: a later change to one (an EXDATE from an instance listed
-    # after it) is part of its creation, not an update as well.
-    created: set[CalendarEvent] = field(default_factory=set)
     # Raises LeaseLost once the sync's lease is no longer surely held: asked before writes.
     guard: Callable[[], None] = lambda: None
+    # The ``seen_round`` a listing gives the links it shows (see reconcile.UnconfirmedLinks).
+    listed_round: int | None = None
+    # When this sync began: the events it creates are newer. A later change to one (an
+    # EXDATE from an instance listed after it) is part of its creation, not an update too.
+    started: datetime = field(default_factory=utcnow)
+    # The page being applied: its links by external id (None: known to have none) and the
+    # CRM events its tags name, each read in one query (see ``load_page``).
+    page_links: dict[str, EventLink | None] = field(default_factory=dict)
+    page_tags: dict[str, CalendarEvent | None] = field(default_factory=dict)
+    # Events the page created, as rows (an event's and its link's) written together by
+    # ``write_created``: no ORM object each.
+    new_rows: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+
+    def load_page(self, items: list[RemoteEvent]) -> None:
+        """Read the links of a page's items (and of their series), with their events, and the
+        CRM events their tags name: one query each, instead of one per item."""
+        wanted = {item.external_id for item in items}
+        wanted |= {item.series_external_id for item in items if item.series_external_id}
+        # An id no database could hold is looked up on its own, failing for its item alone.
+        wanted = {name for name in wanted if storable_text(name, EXTERNAL_ID_MAX_LENGTH) == name}
+        self.page_links = dict.fromkeys(wanted)
+        self.page_tags = {}
+        self.new_rows = {}
+        if not wanted:
+            return
+        for link in self.session.execute(
+            select(EventLink)
+            .join(EventLink.event)
+            .options(contains_eager(EventLink.event))
+            .where(
+                EventLink.connection_id == self.connection.id,
+                EventLink.external_id.in_(sorted(wanted)),
+            )
+        ).scalars():
+            self.page_links[link.external_id] = link
+        tags = {
+            item.crm_tag
+            for item in items
+            if item.crm_tag and self.page_links.get(item.external_id) is None
+        }
+        if not tags:
+            return
+        self.page_tags = dict.fromkeys(tags)
+        named = [_tag_key(tag) for tag in tags]
+        ids = [key for key in named if isinstance(key, int)]
+        uids = [key for key in named if isinstance(key, str)]
+        if not ids and not uids:
+            return
+        for event in self.session.execute(
+            select(CalendarEvent).where(
+                CalendarEvent.user_id == self.connection.user_id,
+                or_(CalendarEvent.id.in_(ids), CalendarEvent.uid.in_(uids)),
+            )
+        ).scalars():
+            for tag in (str(event.id), event.uid):
+                if tag in self.page_tags:
+                    self.page_tags[tag] = event
+
+    def forget_page(self) -> None:
+        """Drop the page's links and events (so that the session holds no more than a page)."""
+        self.page_links = {}
+        self.page_tags = {}
+
+    def flush(self) -> None:
+        """Write what the page changed: the ORM's changes, then the events it created."""
+        self.session.flush()
+        self.write_created()
+
+    def write_created(self) -> None:
+        """Insert the events the page created and their links: a statement or two each."""
+        if not self.new_rows:
+            return
+        rows, self.new_rows = list(self.new_rows.values()), {}
+        self.session.flush()  # the ORM's deletes first: a new link may reuse an external id
+        inserted = insert_rows(
+            self.session, _table(CalendarEvent), [row for row, _ in rows], ("uid", "id")
+        )
+        ids: dict[str, int] = dict(inserted)
+        links = [{**link, "event_id": ids[row["uid"]]} for row, link in rows]
+        insert_rows(self.session, _table(EventLink), links)
+        for _, link in rows:
+            self.page_links.pop(link["external_id"], None)  # read from the database now
 
     def link_for(self, external_id: str) -> EventLink | None:
         """The link of this connection to ``external_id``."""
+        if external_id in self.new_rows:
+            self.write_created()
+        if external_id in self.page_links:
+            link = self.page_links[external_id]
+            if link is None or not _removed(self.session, link):
+                return link
+            self.page_links[external_id] = None
+            return None
         return self.session.execute(
-            select(EventLink).where(
+            select(EventLink)
+            .options(joinedload(EventLink.event))
+            .where(
                 EventLink.connection_id == self.connection.id,
                 EventLink.external_id == external_id,
             )
         ).scalar_one_or_none()
+
+    def _linked(self, link: EventLink) -> None:
+        """A link added by this page: later items of the page find it without a query."""
+        if link.external_id in self.page_links:
+            self.page_links[link.external_id] = link
+
+    def seen(self, link: EventLink) -> None:
+        """The listing showed ``link``'s provider event."""
+        link.seen_round = self._seen_round(link.kind)
+
+    def _seen_round(self, kind: str) -> int:
+        if kind == LINK_EVENT and self.listed_round is not None:
+            return self.listed_round
+        return self.round
+
+    def created_now(self, event: CalendarEvent) -> bool:
+        """Whether this sync created ``event`` (from this connection's provider)."""
+        return event.origin == self.connection.provider and event.created_at >= self.started
 
     def link_for_event(self, event_id: int) -> EventLink | None:
         """The link of this connection to the CRM event itself (not to an occurrence)."""
@@ -73,11 +190,16 @@ class Puller:
         pushed by earlier versions, its uid)."""
         if not tag:
             return None
+        if tag in self.page_tags:
+            return self.page_tags[tag]
+        key = _tag_key(tag)
+        if key is None:
+            return None
         mine = CalendarEvent.user_id == self.connection.user_id
-        if tag.isdigit() and len(tag) < 19:  # an id; a uid is 32 hex digits
-            named = CalendarEvent.id == int(tag)
+        if isinstance(key, int):
+            named = CalendarEvent.id == key
         else:
-            named = CalendarEvent.uid == tag
+            named = CalendarEvent.uid == key
         return self.session.execute(select(CalendarEvent).where(mine, named)).scalar_one_or_none()
 
     def apply(self, remote: RemoteEvent) -> None:
@@ -97,19 +219,20 @@ class Puller:
         if series is None or remote.original_start is None:
             self.deferred.append(remote)
             return False
-        series.seen_round = self.round
+        self.seen(series)
         link = self.link_for(remote.external_id)
         if link is None:
             link = EventLink(
                 connection_id=self.connection.id,
-                event_id=series.event_id,
+                event=series.event,
                 external_id=remote.external_id,
                 kind=LINK_OCCURRENCE,
             )
             self.session.add(link)
+            self._linked(link)
         link.original_start = occurrence_key(remote.original_start)
         link.etag = remote.etag
-        link.seen_round = self.round
+        self.seen(link)
         return True
 
     def _cancel_instance(self, remote: RemoteEvent) -> None:
@@ -120,14 +243,16 @@ class Puller:
         assert remote.original_start is not None
         self.add_exdate(series_link.event, remote.original_start)
         moved = self.link_for(remote.external_id)
-        if moved is not None and moved.event_id != series_link.event_id:
+        if moved is not None and moved.event is not series_link.event:
             self.remove(remote.external_id, remote.updated)
 
     def add_exdate(self, series: CalendarEvent, original_start: datetime | date) -> None:
         """Record a cancelled instance on its series, once."""
         if series.cancel_occurrence(original_start):
+            if series.id is None:
+                self.session.flush()  # created by this page: its link is found by its id
             self._pulled_change(series, self.link_for_event(series.id), None)
-            self.counts.updated += series not in self.created
+            self.counts.updated += not self.created_now(series)
 
     def _pulled_change(
         self, event: CalendarEvent, link: EventLink | None, when: datetime | None
@@ -209,10 +334,11 @@ class Puller:
                 )
                 self.session.add(link)
                 link.event = tagged
+                self._linked(link)
         if link is None:
             self._create(remote)
             return
-        link.seen_round = self.round
+        self.seen(link)
         event = link.event
         if link.kind == LINK_OCCURRENCE:
             # An occurrence we knew became an exception: it is now an event of its own.
@@ -241,7 +367,7 @@ class Puller:
         if incoming != fields_of(event):
             assign_fields(event, incoming)
             self._pulled_change(event, link, remote.updated)
-            self.counts.updated += event not in self.created
+            self.counts.updated += not self.created_now(event)
         link.etag = remote.etag
         link.remote_updated_at = remote.updated
         mark_synced(link, event.version, fields_of(event))
@@ -255,19 +381,54 @@ class Puller:
         return known and remote.updated is not None and remote.updated > event.deleted_at
 
     def _create(self, remote: RemoteEvent) -> None:
-        series: CalendarEvent | None = None
         if remote.kind == KIND_EXCEPTION and remote.series_external_id:
-            series_link = self.link_for(remote.series_external_id)
-            if series_link is None:
-                self.deferred.append(remote)
-                return
-            series = series_link.event
-            series_link.seen_round = self.round
+            self._create_instance(remote)
+            return
+        columns = event_columns(storable_fields(remote.fields))
+        now = utcnow()
+        event = {
+            **columns,
+            "uid": new_uid(),
+            "user_id": self.connection.user_id,
+            "origin": self.connection.provider,
+            "version": 1,
+            "created_at": now,
+            "updated_at": remote.updated or now,
+            "deleted_at": None,
+            "series_id": None,
+            "original_start_at": None,
+            "original_start_date": None,
+        }
+        link = {
+            "connection_id": self.connection.id,
+            "external_id": remote.external_id,
+            "kind": LINK_EVENT,
+            "original_start": None,
+            "etag": remote.etag,
+            "remote_updated_at": remote.updated,
+            "synced_version": 1,
+            "synced_fields": field_digests(EventFields(**columns)),
+            "seen_round": self._seen_round(LINK_EVENT),
+        }
+        self.new_rows[remote.external_id] = (event, link)
+        self.counts.created += 1
+
+    def _create_instance(self, remote: RemoteEvent) -> None:
+        """A moved or changed instance of a series: an event of its own, after its series."""
+        assert remote.series_external_id is not None
+        series_link = self.link_for(remote.series_external_id)
+        if series_link is None:
+            self.deferred.append(remote)
+            return
+        series = series_link.event
+        self.seen(series_link)
         event = CalendarEvent(
             user_id=self.connection.user_id, origin=self.connection.provider, version=1
         )
         assign_fields(event, storable_fields(remote.fields))
-        if series is not None and remote.original_start is not None:
+        if remote.original_start is not None:
+            if series.id is None:
+                self.session.flush()  # created by this page
             event.series_id = series.id
             if isinstance(remote.original_start, datetime):
                 event.original_start_at = remote.original_start
@@ -285,11 +446,11 @@ class Puller:
             kind=LINK_EVENT,
             etag=remote.etag,
             remote_updated_at=remote.updated,
-            seen_round=self.round,
         )
+        self.seen(link)
         mark_synced(link, 1, fields_of(event))
         self.session.add(link)
-        self.created.add(event)
+        self._linked(link)
         self.counts.created += 1
 
     def apply_deferred(self) -> None:
@@ -305,6 +466,7 @@ class Puller:
                 remote.series_external_id,
             )
         self.deferred = []
+        self.flush()
 
 
 def _incoming(remote: RemoteEvent, event: CalendarEvent) -> EventFields:
@@ -328,44 +490,83 @@ def apply_page(
 ) -> None:
     """Apply one listed page, leaving out (and recording) any item the CRM cannot store.
 
-    Each item is flushed on its own, so the one that fails is known; the page is then rolled
-    back and applied again without it, so nothing of it is half-written. A skipped item's link,
-    if it has one, still counts as listed, so that reconciliation does not take it for deleted.
+    The page's links are read in one query and its writes flushed together. When that fails
+    on an item's data, the page is rolled back and applied again flushing each item on its
+    own, so the one that fails is known; it is then rolled back and applied once more without
+    it, so nothing of it is half-written. A skipped item's link, if it has one, still counts
+    as listed, so that reconciliation does not take it for deleted.
     """
     skipped: set[str] = set()
-    while True:
-        saved = puller.counts.snapshot()
-        deferred = list(puller.deferred)
-        current: RemoteEvent | None = None
-        try:
-            for current in items:
-                if current.external_id in skipped:
-                    link = puller.link_for(current.external_id)
-                    if link is not None:
-                        link.seen_round = puller.round
+    one_by_one = False
+    try:
+        while True:
+            saved = puller.counts.snapshot()
+            deferred = list(puller.deferred)
+            current: RemoteEvent | None = None
+            try:
+                puller.load_page(items)
+                for current in items:
+                    if current.external_id in skipped:
+                        link = puller.link_for(current.external_id)
+                        if link is not None:
+                            puller.seen(link)
+                        continue
+                    if before is not None:
+                        before(current)
+                    puller.apply(current)
+                    if one_by_one:
+                        puller.flush()
+                current = None
+                puller.flush()
+                return
+            except _UNSTORABLE as exc:
+                if isinstance(exc, _NOT_THE_ITEM):
+                    raise
+                puller.session.rollback()
+                puller.counts.restore(saved)
+                puller.deferred = deferred
+                if on_rollback is not None:
+                    on_rollback()
+                if not one_by_one or current is None:
+                    if one_by_one:
+                        raise
+                    one_by_one = True  # which item failed is not known: find it
                     continue
-                if before is not None:
-                    before(current)
-                puller.apply(current)
-                puller.session.flush()
-            return
-        except _UNSTORABLE as exc:
-            if isinstance(exc, _NOT_THE_ITEM) or current is None:
-                raise
-            puller.session.rollback()
-            puller.counts.restore(saved)
-            puller.deferred = deferred
-            if on_rollback is not None:
-                on_rollback()
-            skipped.add(current.external_id)
-            reason = _short_reason(exc)
-            puller.counts.skip(f"provider event {current.external_id}", reason)
-            log.warning(
-                "connection %s: provider event %s skipped: %s",
-                puller.connection.id,
-                current.external_id,
-                reason,
-            )
+                skipped.add(current.external_id)
+                reason = _short_reason(exc)
+                puller.counts.skip(f"provider event {current.external_id}", reason)
+                log.warning(
+                    "connection %s: provider event %s skipped: %s",
+                    puller.connection.id,
+                    current.external_id,
+                    reason,
+                )
+    finally:
+        puller.forget_page()
+
+
+def _table(model: type[CalendarEvent] | type[EventLink]) -> Table:
+    """A model's table, for bulk statements."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _tag_key(tag: str) -> int | str | None:
+    """What a CRM tag names: an event's API id (at most 32 bits, as the API's), a uid (32
+    hex digits, from earlier versions), or nothing the CRM could hold."""
+    if tag.isdigit() and len(tag) < 19:
+        number = int(tag)
+        return number if number < 2**31 else None
+    if tag.isascii() and tag.isprintable() and len(tag) <= UID_LENGTH:
+        return tag
+    return None
+
+
+def _removed(session: Session, link: EventLink) -> bool:
+    """Whether ``link`` was deleted in this session (flushed or not)."""
+    state = inspect(link)
+    return state.deleted or state.was_deleted or link in session.deleted
 
 
 def _short_reason(exc: Exception) -> str:

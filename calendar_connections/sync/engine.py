@@ -241,13 +241,12 @@ def _pull(
             apply_page(puller, page.items)
         else:
             apply_page(puller, page.items, series.before, series.fetched.clear)
-        if unlisted is not None:
-            unlisted.hold()
         heartbeat.check()
         session.commit()  # each page's changes are durable before the next page is read
         if on_page is not None:
             on_page(number)
         cursor = page.cursor
+        del page  # not held while the next one is read
     puller.apply_deferred()
     if len(counts.skipped) > skipped_before:
         # The cursor stays where it was: the next sync lists the skipped events again.

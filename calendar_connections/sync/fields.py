@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from ..ical.recurrence import split_recurrence
 from ..models import CalendarEvent, EventLink
@@ -79,19 +80,27 @@ def storable_fields(fields: EventFields) -> EventFields:
     )
 
 
+def event_columns(fields: EventFields) -> dict[str, Any]:
+    """The CRM event columns that hold ``fields``."""
+    return {
+        "title": fields.title,
+        "description": fields.description,
+        "location": fields.location,
+        "all_day": fields.all_day,
+        "start_at": fields.start_at if not fields.all_day else None,
+        "end_at": fields.end_at if not fields.all_day else None,
+        "start_date": fields.start_date if fields.all_day else None,
+        "end_date": fields.end_date if fields.all_day else None,
+        "time_zone": fields.time_zone,
+        "recurrence": list(fields.recurrence) if fields.recurrence else None,
+        "status": fields.status,
+    }
+
+
 def assign_fields(event: CalendarEvent, fields: EventFields) -> None:
     """Copy ``fields`` onto a CRM event."""
-    event.title = fields.title
-    event.description = fields.description
-    event.location = fields.location
-    event.all_day = fields.all_day
-    event.start_at = fields.start_at if not fields.all_day else None
-    event.end_at = fields.end_at if not fields.all_day else None
-    event.start_date = fields.start_date if fields.all_day else None
-    event.end_date = fields.end_date if fields.all_day else None
-    event.time_zone = fields.time_zone
-    event.recurrence = list(fields.recurrence) if fields.recurrence else None
-    event.status = fields.status
+    for column, value in event_columns(fields).items():
+        setattr(event, column, value)
 
 
 def occurrence_key(moment: datetime | date) -> str:

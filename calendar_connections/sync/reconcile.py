@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import contains_eager
 
 from ..ical.recurrence import occurrences
 from ..ical.rrule import RecurrenceError
@@ -42,19 +44,22 @@ def in_window(event: CalendarEvent, start: datetime, end: datetime) -> bool:
 
 def remove_unlisted(puller: Puller, start: datetime, end: datetime) -> None:
     """Links a full listing did not see, within its window, were deleted at the provider."""
-    stale = puller.session.execute(
-        select(EventLink).where(
-            EventLink.connection_id == puller.connection.id,
-            EventLink.seen_round < puller.round,
-        )
-    ).scalars()
     # Series (and single events) first, then moved instances, then occurrences: a series gone
     # whole is deleted with its instances, not emptied first by an EXDATE per instance.
-    ordered = sorted(
-        stale,
-        key=lambda link: (link.kind == LINK_OCCURRENCE, link.event.series_id is not None, link.id),
-    )
-    for link in ordered:
+    stale = puller.session.execute(
+        select(EventLink)
+        .join(EventLink.event)
+        .options(contains_eager(EventLink.event))
+        .where(
+            EventLink.connection_id == puller.connection.id,
+            EventLink.seen_round < puller.round,
+            or_(EventLink.kind == LINK_OCCURRENCE, ~_surely_outside(start, end)),
+        )
+        .order_by(
+            EventLink.kind == LINK_OCCURRENCE, CalendarEvent.series_id.is_not(None), EventLink.id
+        )
+    ).scalars()
+    for link in stale.all():
         if puller.link_for(link.external_id) is None:
             continue  # removed with its series above
         if link.kind == LINK_OCCURRENCE:
@@ -64,6 +69,27 @@ def remove_unlisted(puller: Puller, start: datetime, end: datetime) -> None:
             puller.remove(link.external_id, None)
         elif link.event.deleted_at is None and in_window(link.event, start, end):
             puller.remove(link.external_id, None)
+
+
+def _surely_outside(start: datetime, end: datetime) -> ColumnElement[bool]:
+    """Events ``in_window`` would say a listing of [start, end) need not list, told by SQL:
+    deleted ones, and single ones ended before it or starting after it (most of a calendar's
+    history), so that a full listing does not read them back."""
+    event = CalendarEvent
+    timed = and_(
+        event.all_day.is_(False),
+        event.start_at.is_not(None),
+        event.end_at.is_not(None),
+        or_(event.end_at <= start, event.start_at >= end),
+    )
+    all_day = and_(
+        event.all_day.is_(True),
+        event.start_date.is_not(None),
+        event.end_date.is_not(None),
+        or_(event.end_date <= start.astimezone(UTC).date(), event.start_date >= end.date()),
+    )
+    single = and_(event.recurrence.is_(None), or_(timed, all_day))
+    return or_(event.deleted_at.is_not(None), single)
 
 
 def exclude_missing_occurrences(
@@ -108,58 +134,56 @@ class UnconfirmedLinks:
     Some deltas report no removal of an item they never listed: an event the push created
     after the cursor was issued, or one a listing killed before saving its cursor created in
     the CRM, and deleted by its owner before the next listing, would stay in the CRM. Such
-    links stay ``UNLISTED`` until a listing shows them and its cursor is saved; those the
-    listing did not show are read once.
+    links stay unconfirmed (``UNLISTED``, or below) until a listing shows them and its cursor
+    is saved; those the listing did not show are read once. The links a listing shows carry
+    its ``held`` mark until then (a listing killed before saving its cursor leaves them
+    unconfirmed, its mark never used again), all in the database: nothing here grows with
+    the calendar, and a listing that changed nothing costs one query.
     """
 
     puller: Puller
-    confirmed: set[int]  # links some saved cursor has shown, when the listing began
-    unlisted: set[int]
-    listed: set[int] = field(default_factory=set)
+    held: int
 
     @classmethod
     def load(cls, puller: Puller) -> UnconfirmedLinks:
-        """The connection's links, before an incremental listing."""
-        rows = puller.session.execute(
-            select(EventLink.id, EventLink.seen_round).where(
-                EventLink.connection_id == puller.connection.id, EventLink.kind == LINK_EVENT
-            )
-        ).all()
-        return cls(
-            puller,
-            confirmed={link_id for link_id, seen in rows if seen != UNLISTED},
-            unlisted={link_id for link_id, seen in rows if seen == UNLISTED},
-        )
-
-    def hold(self) -> None:
-        """Before a page is committed: the links it showed or created stay unconfirmed."""
-        session = self.puller.session
-        shown = session.execute(
-            select(EventLink.id).where(
-                EventLink.connection_id == self.puller.connection.id,
-                EventLink.kind == LINK_EVENT,
-                EventLink.seen_round != UNLISTED,
-            )
-        ).scalars()
-        for link_id in set(shown) - self.confirmed:
-            link = session.get(EventLink, link_id)
-            assert link is not None
-            self.listed.add(link_id)
-            link.seen_round = UNLISTED
+        """Before an incremental listing: the links it shows get a mark of its own."""
+        # Negative, never UNLISTED; one listing's in 2**31 (the mark of a listing that was
+        # killed, reused, would confirm its links unread: the next full listing checks them).
+        held = -1 - secrets.randbelow(2**31 - 2)
+        puller.listed_round = held
+        return cls(puller, held)
 
     def check(self, client: CalendarClient) -> None:
-        """After the last page, with the cursor: confirm the links listed, read the others."""
-        for link_id in sorted(self.unlisted | self.listed):
-            link = self.puller.session.get(EventLink, link_id)
-            if link is None:
-                continue  # removed by the listing
-            if link_id not in self.listed and link.seen_round == UNLISTED:
-                try:
-                    remote = client.get(link.external_id)
-                except RemoteGone:
-                    self.puller.remove(link.external_id, None)
-                    continue
-                if remote.cancelled:
-                    self.puller.remove(link.external_id, remote.updated)
-                    continue
-            link.seen_round = self.puller.round
+        """After the last page, with the cursor: read the links the listing did not show,
+        confirm the others."""
+        puller = self.puller
+        mine = EventLink.connection_id == puller.connection.id
+        unconfirmed = puller.session.execute(
+            select(EventLink.external_id, EventLink.seen_round)
+            .where(mine, EventLink.kind == LINK_EVENT, EventLink.seen_round <= UNLISTED)
+            .order_by(EventLink.id)
+        ).all()
+        shown = False
+        for external_id, seen in unconfirmed:
+            if seen == self.held:
+                shown = True
+                continue
+            try:
+                remote = client.get(external_id)
+            except RemoteGone:
+                puller.remove(external_id, None)
+                continue
+            if remote.cancelled:
+                puller.remove(external_id, remote.updated)
+                continue
+            link = puller.link_for(external_id)
+            if link is not None:
+                link.seen_round = puller.round
+        if shown:
+            puller.session.execute(
+                update(EventLink)
+                .where(mine, EventLink.seen_round == self.held)
+                .values(seen_round=puller.round)
+                .execution_options(synchronize_session=False)
+            )
+        puller.listed_round = None

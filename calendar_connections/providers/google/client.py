@@ -178,6 +178,7 @@ class GoogleCalendarClient:
                 yield Page(items, body.get("nextSyncToken"), unreadable)
                 return
             yield Page(items, None, unreadable)
+            del response, body, items, unreadable  # one page at a time in memory
             params = {k: v for k, v in params.items() if k != "pageToken"} | {"pageToken": token}
 
     def get(self, external_id: str) -> RemoteEvent:
