@@ -170,6 +170,9 @@ class EventLink(Base):
         UniqueConstraint("connection_id", "external_id"),
         # An event's link with one connection in one probe: the push reads it per event.
         Index("ix_event_link_event_id_connection_id_kind", "event_id", "connection_id", "kind"),
+        # A connection's links by the listing that last showed them (sync.reconcile): those a
+        # full listing missed, those an incremental one has still to confirm.
+        Index("ix_event_link_connection_id_seen_round", "connection_id", "seen_round"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,6 +1,6 @@
-"""an index in the events list's order: a user's live events by start, then id
+"""indexes for the events list's order and for the links a listing showed
 
-Revision ID: 0007_event_listing_index
+Revision ID: 0007_list_and_reconcile_indexes
 Revises: 0006_push_channels
 
 """
@@ -9,13 +9,14 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0007_event_listing_index'
+revision = '0007_list_and_reconcile_indexes'
 down_revision = '0006_push_channels'
 branch_labels = None
 depends_on = None
 
 
 def upgrade():
+    # A user's live events by start, then id: a list page walks it, no sort.
     op.create_index(
         'ix_calendar_event_listing',
         'calendar_event',
@@ -24,9 +25,13 @@ def upgrade():
         postgresql_where=sa.text('deleted_at IS NULL'),
         sqlite_where=sa.text('deleted_at IS NULL'),
     )
+    with op.batch_alter_table('event_link', schema=None) as batch_op:
+        batch_op.create_index('ix_event_link_connection_id_seen_round', ['connection_id', 'seen_round'], unique=False)
 
 
 def downgrade():
+    with op.batch_alter_table('event_link', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_link_connection_id_seen_round')
     op.drop_index(
         'ix_calendar_event_listing',
         table_name='calendar_event',
