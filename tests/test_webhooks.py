@@ -520,3 +520,31 @@ def test_a_database_outage_is_a_503_the_provider_retries(make_app: Callable[...,
         assert answer.status_code == 503
         assert answer.mimetype == "application/problem+json"
         assert answer.headers["Retry-After"]
+
+
+@pytest.mark.parametrize("side", [OUTLOOK], ids=["outlook"])
+def test_a_storm_of_subscription_removed_reopens_once(
+    push_app: Flask,
+    client: FlaskClient,
+    syncs: Syncs,
+    connected: tuple[Side, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, cid = connected
+    reopened: list[int] = []
+    release = threading.Event()
+
+    def slow_reopen(session: Any, settings: Any, connection_id: int) -> None:
+        reopened.append(connection_id)
+        assert release.wait(15)
+
+    monkeypatch.setattr(webhooks, "reopen", slow_reopen)
+    removed = graph_item(lifecycleEvent="subscriptionRemoved", changeType=None, resource=None)
+    # One body repeating it a thousand times, then more bodies while the first reopen runs.
+    assert client.post(f"{HOOKS}/outlook", json={"value": [removed] * 1000}).status_code == 202
+    wait_until(lambda: reopened == [cid], 15, "the reopen")
+    for _ in range(3):
+        assert client.post(f"{HOOKS}/outlook", json={"value": [removed]}).status_code == 202
+    release.set()
+    wait_until(lambda: syncs.count == 1 and idle(push_app), 15, "the background work")
+    assert reopened == [cid]

@@ -145,7 +145,8 @@ def receive_graph(
     connections due, ``subscriptionRemoved`` too and reopens, ``reauthorizationRequired``
     renews (both in the background); commits."""
     due: set[int] = set()
-    actions: list[LifecycleAction] = []
+    # One action per subscription and event however often a body repeats it: each calls Graph.
+    actions: dict[LifecycleAction, None] = {}
     channels: dict[tuple[str, str], PushChannel | None] = {}
     for item in list(items)[:MAX_GRAPH_ITEMS]:
         if not isinstance(item, dict):
@@ -163,7 +164,7 @@ def receive_graph(
         if event is None or event in (MISSED, SUBSCRIPTION_REMOVED):
             due.add(channel.connection_id)
         if event in (REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED):
-            actions.append(LifecycleAction(event, channel.id, channel.connection_id))
+            actions[LifecycleAction(event, channel.id, channel.connection_id)] = None
     if not due and not actions:
         log.info("graph notifications ignored: no subscription of ours")
         return
