@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from flask.testing import FlaskClient
 from calendar_connections.config import get_settings
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, PushChannel, utcnow
+from calendar_connections.sync import channels as channel_functions
 from calendar_connections.sync.channels import (
     claim_due_channels,
     find_channel,
@@ -460,3 +462,54 @@ def test_a_locked_channel_is_skipped_not_waited_for(g: Harness) -> None:
         finally:
             holder.close()
             claimer.close()
+
+
+def test_a_refused_channel_is_tried_again_only_after_sync_stale_after_push(
+    g: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusal = p.google_error(403, "forbidden", "Unauthorized WebHook callback channel")
+    refused = g.http.post(WATCH_URL, json=refusal, status=403)
+    g.lists(page(token="s1"), page(token="s2"), page(token="s3"))
+    g.sync(0, 0, 0, 0)
+    g.sync(0, 0, 0, 0)  # refused a moment ago: the provider is not asked again
+    assert len(refused.calls) == 1
+    error = the_connection(g.app, "GOOGLE").push_error
+    assert error and "Unauthorized WebHook callback channel" in error
+    retry_at = instant(error.rsplit("tried again after ", 1)[1].rstrip(")"))
+    wait = timedelta(seconds=get_settings(g.app).sync_stale_after_push)
+    assert retry_at - utcnow() <= wait < retry_at - utcnow() + timedelta(minutes=1)
+
+    g.http.remove(refused)
+    watch = GoogleWatch(g.http, timedelta(days=7))
+    later = utcnow() + wait + timedelta(seconds=1)
+    monkeypatch.setattr(channel_functions, "utcnow", lambda: later)
+    g.sync(0, 0, 0, 0)
+    assert len(watch.bodies) == 1 and len(channels(g.app)) == 1
+    assert the_connection(g.app, "GOOGLE").push_error is None
+
+
+def test_a_provider_outage_while_opening_is_tried_again_at_the_next_sync(g: Harness) -> None:
+    outage = g.http.post(WATCH_URL, json=p.google_error(503, "backendError", "Down"), status=503)
+    g.lists(page(token="s1"), page(token="s2"))
+    g.sync(0, 0, 0, 0)
+    calls = len(outage.calls)
+    error = the_connection(g.app, "GOOGLE").push_error
+    assert calls >= 1 and error and "tried again after" not in error
+    g.sync(0, 0, 0, 0)
+    assert len(outage.calls) > calls
+
+
+def test_without_a_webhook_base_url_channels_are_stopped_not_renewed(g: Harness) -> None:
+    watch, channel = opened_google(g, timedelta(hours=2))
+    push_off = dataclasses.replace(get_settings(g.app), webhook_base_url=None)
+    with g.app.app_context():
+        # Long before the channel is due for renewal, and again once it is due.
+        assert renew_due_channels(db.session(), push_off, utcnow()) == 0
+        assert renew_due_channels(db.session(), push_off, channel.renew_at) == 0
+    assert len(watch.bodies) == 1  # no new channel
+    assert watch.stops == [{"id": channel.provider_channel_id, "resourceId": "resource-1"}]
+    assert channels(g.app) == []
+    state = google_status(g.client, g.auth)
+    assert state["pushActive"] is False and state["pushExpiresAt"] is None
+    connection = the_connection(g.app, "GOOGLE")
+    assert connection.push_expires_at is None and connection.push_error is None
