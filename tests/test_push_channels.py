@@ -513,3 +513,16 @@ def test_without_a_webhook_base_url_channels_are_stopped_not_renewed(g: Harness)
     assert state["pushActive"] is False and state["pushExpiresAt"] is None
     connection = the_connection(g.app, "GOOGLE")
     assert connection.push_expires_at is None and connection.push_error is None
+
+
+def test_connecting_again_tries_a_refused_channel_at_the_next_sync(g: Harness) -> None:
+    refusal = p.google_error(403, "forbidden", "Unauthorized WebHook callback channel")
+    refused = g.http.post(WATCH_URL, json=refusal, status=403)
+    g.lists(page(token="s1"), page(token="s2"))
+    g.sync(0, 0, 0, 0)
+    assert len(refused.calls) == 1 and the_connection(g.app, "GOOGLE").push_error
+
+    assert connect(g.client, g.auth, g.http, GOOGLE, n=2).status_code == 200
+    assert the_connection(g.app, "GOOGLE").push_error is None
+    g.sync(0, 0, 0, 0)
+    assert len(refused.calls) == 2
