@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from calendar_connections.config import get_settings
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, PushChannel, utcnow
+from calendar_connections.scheduler import run_round
 from calendar_connections.sync import channels as channel_functions
 from calendar_connections.sync.channels import (
     claim_due_channels,
@@ -526,3 +527,20 @@ def test_connecting_again_tries_a_refused_channel_at_the_next_sync(g: Harness) -
     assert the_connection(g.app, "GOOGLE").push_error is None
     g.sync(0, 0, 0, 0)
     assert len(refused.calls) == 2
+
+
+def test_a_change_while_the_channel_opens_is_synced_by_the_next_round(g: Harness) -> None:
+    watch = GoogleWatch(g.http, timedelta(days=7))
+    g.lists(page(token="s1"))
+    g.sync(0, 0, 0, 0)
+    # Between the sync's listing and events.watch, a change is notified by no one: the
+    # connection is due, and the next scheduler round syncs it though push is active.
+    opened = the_connection(g.app, "GOOGLE")
+    assert opened.push_due_at is not None and opened.push_expires_at is not None
+    g.lists(page(p.google_event("evt-1", summary="Made while the channel opened"), token="s2"))
+    round_ = run_round(g.app)
+    assert round_.claimed == 1 and [r.events_created for r in round_.results] == [1]
+    caught_up = the_connection(g.app, "GOOGLE")
+    assert caught_up.push_due_at is None and caught_up.last_sync_status == "SUCCESS"
+    assert len(watch.bodies) == 1  # the channel open stays the only one
+    assert run_round(g.app).claimed == 0  # and nothing more is due

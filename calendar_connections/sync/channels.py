@@ -214,6 +214,22 @@ def open_channel(session: Session, settings: Settings, connection_id: int) -> No
     connection.push_error = None
     refresh_push_expiry(session, connection)
     session.commit()
+    mark_due_after_opening(session, connection_id, now)
+
+
+def mark_due_after_opening(session: Session, connection_id: int, since: datetime) -> None:
+    """Make the connection due once more (a scheduler round syncs it); commits.
+
+    A change made after the last sync listed the calendar and before the new channel
+    existed is notified by no one; with push active the next poll would be an hour away.
+    """
+    session.execute(
+        update(CalendarConnection)
+        .where(CalendarConnection.id == connection_id)
+        .values(push_due_at=func.coalesce(CalendarConnection.push_due_at, since))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
 
 
 def _may_try_opening(push_error: str | None, now: datetime) -> bool:
@@ -352,6 +368,8 @@ def _extend(
         assert connection is not None
         session.delete(channel)
         _open_with(session, settings, connection, client)
+        # Changes made while it was gone were notified by no one.
+        connection.push_due_at = connection.push_due_at or renewed_at
         return
     channel.expires_at = expires_at
     channel.renew_at = renew_at(renewed_at, expires_at)
