@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from calendar_connections.config import get_settings
+from calendar_connections.config import SETTINGS_KEY, get_settings
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, PushChannel, utcnow
 from calendar_connections.scheduler import run_round
@@ -544,3 +544,15 @@ def test_a_change_while_the_channel_opens_is_synced_by_the_next_round(g: Harness
     assert caught_up.push_due_at is None and caught_up.last_sync_status == "SUCCESS"
     assert len(watch.bodies) == 1  # the channel open stays the only one
     assert run_round(g.app).claimed == 0  # and nothing more is due
+
+
+def test_push_renew_command_without_a_webhook_base_url_stops_the_channels(
+    g: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, _ = opened_google(g, timedelta(hours=2))
+    push_off = dataclasses.replace(get_settings(g.app), webhook_base_url=None)
+    monkeypatch.setitem(g.app.extensions, SETTINGS_KEY, push_off)
+    result = g.app.test_cli_runner().invoke(args=["calendar", "push-renew"])
+    assert result.exit_code == 0, result.output
+    assert "not set: stopped the push channels of 1 connection(s)." in result.output
+    assert len(watch.stops) == 1 and len(watch.bodies) == 1 and channels(g.app) == []

@@ -463,7 +463,9 @@ def retire_channels(session: Session, settings: Settings, *, limit: int) -> int:
     )
     for connection_id in connection_ids:
         connection = session.get(CalendarConnection, connection_id)
-        if connection is None:
+        if connection is None:  # gone meanwhile (its channels with it): nothing to stop
+            session.execute(delete(PushChannel).where(PushChannel.connection_id == connection_id))
+            session.commit()
             continue
         log.info("push is off (no WEBHOOK_BASE_URL): stopping the channels of %s", connection_id)
         stop_channels(session, settings, connection)
