@@ -489,8 +489,13 @@ def test_a_refused_channel_is_tried_again_only_after_sync_stale_after_push(
     assert the_connection(g.app, "GOOGLE").push_error is None
 
 
-def test_a_provider_outage_while_opening_is_tried_again_at_the_next_sync(g: Harness) -> None:
-    outage = g.http.post(WATCH_URL, json=p.google_error(503, "backendError", "Down"), status=503)
+@pytest.mark.parametrize(
+    ("status", "reason"), [(503, "backendError"), (429, "rateLimitExceeded")], ids=["503", "429"]
+)
+def test_an_outage_or_rate_limit_while_opening_is_tried_again_at_the_next_sync(
+    g: Harness, status: int, reason: str
+) -> None:
+    outage = g.http.post(WATCH_URL, json=p.google_error(status, reason, "Later"), status=status)
     g.lists(page(token="s1"), page(token="s2"))
     g.sync(0, 0, 0, 0)
     calls = len(outage.calls)

@@ -30,7 +30,7 @@ from ..config import Settings
 from ..crypto import TokenCipher
 from ..models import CalendarConnection, PushChannel, utcnow
 from ..providers.channels import ChannelClient, OpenedChannel
-from ..providers.errors import ProviderError
+from ..providers.errors import ProviderError, ProviderRejected
 from ..providers.registry import provider_spec
 from ..providers.spec import ClientContext
 from ..token_store import load_token, save_token
@@ -39,10 +39,10 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/api/v1/crm/calendar/webhooks/"
 NO_TOKEN_MESSAGE = "no stored authorization to open a push channel with"
-# A provider that refuses to open a channel (4xx: an address it will not call, a calendar it
-# will not watch) refuses again at the next sync: opening is tried again only after
-# SYNC_STALE_AFTER_PUSH, not at every sync of every such connection. The time is kept at the
-# end of ``push_error``, where the operator sees it too.
+# A provider that refuses to open a channel (a 4xx that is no rate limit: an address it will
+# not call, a calendar it will not watch) refuses again at the next sync: opening is tried
+# again only after SYNC_STALE_AFTER_PUSH, not at every sync of every such connection. The time
+# is kept at the end of ``push_error``, where the operator sees it too.
 RETRY_SUFFIX = re.compile(r" \(tried again after (\S+)\)$")
 
 
@@ -207,7 +207,8 @@ def open_channel(session: Session, settings: Settings, connection_id: int) -> No
         log.info("connection %s has no push: %s", connection_id, exc)
         return
     except ProviderError as exc:
-        refused = exc.status is not None and 400 <= exc.status < 500
+        # A refusal (a 4xx that is no rate limit), not an outage: asking again soon is futile.
+        refused = isinstance(exc, ProviderRejected)
         retry_at = now + timedelta(seconds=settings.sync_stale_after_push) if refused else None
         _record_failure(session, connection_id, "opening a channel", exc.message, retry_at=retry_at)
         return
