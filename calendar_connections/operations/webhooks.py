@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import CalendarConnection
 from ..models.push import PushChannel
-from ..sync.channels import find_channel, renew_now, reopen, secret_matches
+from ..sync.channels import find_channel, find_channels, renew_now, reopen, secret_matches
 from ..text import unstorable_reason
 
 log = logging.getLogger(__name__)
@@ -147,18 +147,18 @@ def receive_graph(
     due: set[int] = set()
     # One action per subscription and event however often a body repeats it: each calls Graph.
     actions: dict[LifecycleAction, None] = {}
-    channels: dict[tuple[str, str], PushChannel | None] = {}
-    for item in list(items)[:MAX_GRAPH_ITEMS]:
-        if not isinstance(item, dict):
-            continue
-        subscription, secret = item.get("subscriptionId"), item.get("clientState")
-        if not isinstance(subscription, str) or not isinstance(secret, str):
-            continue
-        key = (subscription, secret)
-        if key not in channels:
-            channels[key] = trusted_channel(session, *key)
-        channel = channels[key]
-        if channel is None:
+    candidates = [
+        item
+        for item in list(items)[:MAX_GRAPH_ITEMS]
+        if isinstance(item, dict)
+        and _usable(item.get("subscriptionId"), MAX_ID_LENGTH)
+        and _usable(item.get("clientState"), MAX_SECRET_LENGTH)
+    ]
+    # One query for the whole body, however many subscriptions it names (ours or not).
+    ours = find_channels(session, {item["subscriptionId"] for item in candidates})
+    for item in candidates:
+        channel = ours.get(item["subscriptionId"])
+        if channel is None or not secret_matches(channel, item["clientState"]):
             continue
         event = item.get("lifecycleEvent")
         if event is None or event in (MISSED, SUBSCRIPTION_REMOVED):

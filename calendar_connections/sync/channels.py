@@ -18,7 +18,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +63,18 @@ def find_channel(session: Session, provider_channel_id: str) -> PushChannel | No
     return session.execute(
         select(PushChannel).where(PushChannel.provider_channel_id == provider_channel_id)
     ).scalar_one_or_none()
+
+
+def find_channels(
+    session: Session, provider_channel_ids: Collection[str]
+) -> dict[str, PushChannel]:
+    """Those of ``provider_channel_ids`` that are our channels, by id (one query)."""
+    if not provider_channel_ids:
+        return {}
+    found = session.execute(
+        select(PushChannel).where(PushChannel.provider_channel_id.in_(provider_channel_ids))
+    ).scalars()
+    return {channel.provider_channel_id: channel for channel in found}
 
 
 def webhook_address(settings: Settings, slug: str) -> str:
