@@ -28,6 +28,7 @@ from .operations.tokens import rotate_keys
 from .providers.registry import label
 from .scheduler import SyncScheduler, renew_push_channels, run_round
 from .schemas.connections import SyncResultSchema
+from .sync.channels import retire_channels
 from .sync.engine import SyncAlreadyRunning
 from .sync.service import NotConnected, sync_provider
 
@@ -239,7 +240,19 @@ def sync_stale_command(older_than: timedelta | None) -> None:
 
 @calendar_cli.command("push-renew")
 def push_renew_command() -> None:
-    """Renew the push channels whose renewal time has come (the scheduler does it too)."""
+    """Renew the push channels whose renewal time has come (the scheduler does it too).
+
+    Without WEBHOOK_BASE_URL (push turned off), stop every channel still open instead.
+    """
+    settings = get_settings()
+    if not settings.webhook_base_url:
+        stopped = 0
+        while batch := retire_channels(db.session(), settings, limit=settings.sync_batch_size):
+            stopped += batch
+        click.echo(
+            f"WEBHOOK_BASE_URL is not set: stopped the push channels of {stopped} connection(s)."
+        )
+        return
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     click.echo(f"{renew_push_channels(app)} push channel(s) renewed.")
 

@@ -82,6 +82,8 @@ class PushDispatcher:
         self._changed = threading.Condition(self._lock)
         self._pending: dict[int, _Pending] = {}
         self._running: set[int] = set()
+        # Lifecycle actions queued or running: a repeat meanwhile calls Graph for nothing.
+        self._actions: set[LifecycleAction] = set()
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
@@ -98,7 +100,8 @@ class PushDispatcher:
     def lifecycle_soon(self, action: LifecycleAction) -> None:
         """Run a subscription's lifecycle action (renew, reopen) in the background, now."""
         with self._lock:
-            if not self._closed:
+            if not self._closed and action not in self._actions:
+                self._actions.add(action)
                 self._ensure_started().submit(self._run_lifecycle, action)
 
     def waiting(self) -> set[int]:
@@ -162,6 +165,9 @@ class PushDispatcher:
             self._run_job(action)
         except Exception:  # the scheduler renews channels due for renewal anyway
             log.exception("push lifecycle action %s failed", action)
+        finally:
+            with self._lock:
+                self._actions.discard(action)
         if action.then_sync:
             self.sync_soon(action.connection_id)
 

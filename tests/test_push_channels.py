@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -17,9 +18,11 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from calendar_connections.config import get_settings
+from calendar_connections.config import SETTINGS_KEY, get_settings
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, PushChannel, utcnow
+from calendar_connections.scheduler import run_round
+from calendar_connections.sync import channels as channel_functions
 from calendar_connections.sync.channels import (
     claim_due_channels,
     find_channel,
@@ -460,3 +463,101 @@ def test_a_locked_channel_is_skipped_not_waited_for(g: Harness) -> None:
         finally:
             holder.close()
             claimer.close()
+
+
+def test_a_refused_channel_is_tried_again_only_after_sync_stale_after_push(
+    g: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusal = p.google_error(403, "forbidden", "Unauthorized WebHook callback channel")
+    refused = g.http.post(WATCH_URL, json=refusal, status=403)
+    g.lists(page(token="s1"), page(token="s2"), page(token="s3"))
+    g.sync(0, 0, 0, 0)
+    g.sync(0, 0, 0, 0)  # refused a moment ago: the provider is not asked again
+    assert len(refused.calls) == 1
+    error = the_connection(g.app, "GOOGLE").push_error
+    assert error and "Unauthorized WebHook callback channel" in error
+    retry_at = instant(error.rsplit("tried again after ", 1)[1].rstrip(")"))
+    wait = timedelta(seconds=get_settings(g.app).sync_stale_after_push)
+    assert retry_at - utcnow() <= wait < retry_at - utcnow() + timedelta(minutes=1)
+
+    g.http.remove(refused)
+    watch = GoogleWatch(g.http, timedelta(days=7))
+    later = utcnow() + wait + timedelta(seconds=1)
+    monkeypatch.setattr(channel_functions, "utcnow", lambda: later)
+    g.sync(0, 0, 0, 0)
+    assert len(watch.bodies) == 1 and len(channels(g.app)) == 1
+    assert the_connection(g.app, "GOOGLE").push_error is None
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(503, "backendError"), (429, "rateLimitExceeded")], ids=["503", "429"]
+)
+def test_an_outage_or_rate_limit_while_opening_is_tried_again_at_the_next_sync(
+    g: Harness, status: int, reason: str
+) -> None:
+    outage = g.http.post(WATCH_URL, json=p.google_error(status, reason, "Later"), status=status)
+    g.lists(page(token="s1"), page(token="s2"))
+    g.sync(0, 0, 0, 0)
+    calls = len(outage.calls)
+    error = the_connection(g.app, "GOOGLE").push_error
+    assert calls >= 1 and error and "tried again after" not in error
+    g.sync(0, 0, 0, 0)
+    assert len(outage.calls) > calls
+
+
+def test_without_a_webhook_base_url_channels_are_stopped_not_renewed(g: Harness) -> None:
+    watch, channel = opened_google(g, timedelta(hours=2))
+    push_off = dataclasses.replace(get_settings(g.app), webhook_base_url=None)
+    with g.app.app_context():
+        # Long before the channel is due for renewal, and again once it is due.
+        assert renew_due_channels(db.session(), push_off, utcnow()) == 0
+        assert renew_due_channels(db.session(), push_off, channel.renew_at) == 0
+    assert len(watch.bodies) == 1  # no new channel
+    assert watch.stops == [{"id": channel.provider_channel_id, "resourceId": "resource-1"}]
+    assert channels(g.app) == []
+    state = google_status(g.client, g.auth)
+    assert state["pushActive"] is False and state["pushExpiresAt"] is None
+    connection = the_connection(g.app, "GOOGLE")
+    assert connection.push_expires_at is None and connection.push_error is None
+
+
+def test_connecting_again_tries_a_refused_channel_at_the_next_sync(g: Harness) -> None:
+    refusal = p.google_error(403, "forbidden", "Unauthorized WebHook callback channel")
+    refused = g.http.post(WATCH_URL, json=refusal, status=403)
+    g.lists(page(token="s1"), page(token="s2"))
+    g.sync(0, 0, 0, 0)
+    assert len(refused.calls) == 1 and the_connection(g.app, "GOOGLE").push_error
+
+    assert connect(g.client, g.auth, g.http, GOOGLE, n=2).status_code == 200
+    assert the_connection(g.app, "GOOGLE").push_error is None
+    g.sync(0, 0, 0, 0)
+    assert len(refused.calls) == 2
+
+
+def test_a_change_while_the_channel_opens_is_synced_by_the_next_round(g: Harness) -> None:
+    watch = GoogleWatch(g.http, timedelta(days=7))
+    g.lists(page(token="s1"))
+    g.sync(0, 0, 0, 0)
+    # Between the sync's listing and events.watch, a change is notified by no one: the
+    # connection is due, and the next scheduler round syncs it though push is active.
+    opened = the_connection(g.app, "GOOGLE")
+    assert opened.push_due_at is not None and opened.push_expires_at is not None
+    g.lists(page(p.google_event("evt-1", summary="Made while the channel opened"), token="s2"))
+    round_ = run_round(g.app)
+    assert round_.claimed == 1 and [r.events_created for r in round_.results] == [1]
+    caught_up = the_connection(g.app, "GOOGLE")
+    assert caught_up.push_due_at is None and caught_up.last_sync_status == "SUCCESS"
+    assert len(watch.bodies) == 1  # the channel open stays the only one
+    assert run_round(g.app).claimed == 0  # and nothing more is due
+
+
+def test_push_renew_command_without_a_webhook_base_url_stops_the_channels(
+    g: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, _ = opened_google(g, timedelta(hours=2))
+    push_off = dataclasses.replace(get_settings(g.app), webhook_base_url=None)
+    monkeypatch.setitem(g.app.extensions, SETTINGS_KEY, push_off)
+    result = g.app.test_cli_runner().invoke(args=["calendar", "push-renew"])
+    assert result.exit_code == 0, result.output
+    assert "not set: stopped the push channels of 1 connection(s)." in result.output
+    assert len(watch.stops) == 1 and len(watch.bodies) == 1 and channels(g.app) == []

@@ -252,3 +252,34 @@ def test_sync_if_due_skips_a_disconnected_connection(app: Flask) -> None:
         )
         db.session.commit()
     assert sync_if_due(app, connection_id) is Attempt.NOT_DUE
+
+
+def test_a_lifecycle_action_repeated_while_it_runs_runs_once() -> None:
+    release = threading.Event()
+    done: list[LifecycleAction] = []
+
+    def run(action: LifecycleAction) -> None:
+        done.append(action)
+        assert release.wait(10)
+
+    dispatcher = PushDispatcher(FakeSync(), run, delay=DELAY, workers=2)
+    renew = LifecycleAction("reauthorizationRequired", 1, 2)
+    try:
+        dispatcher.lifecycle_soon(renew)
+        wait_until(lambda: done == [renew], 15, "the renewal")
+        for _ in range(5):
+            dispatcher.lifecycle_soon(renew)
+        dispatcher.lifecycle_soon(LifecycleAction("reauthorizationRequired", 3, 4))
+        wait_until(lambda: len(done) == 2, 15, "the other renewal")
+        assert len(done) == 2
+        release.set()
+
+        def again() -> bool:  # once it has ended, the same event is acted on again
+            dispatcher.lifecycle_soon(renew)
+            return len(done) >= 3
+
+        wait_until(again, 15, "the renewal again")
+    finally:
+        release.set()
+        dispatcher.shutdown()
+    assert done[:3] == [renew, LifecycleAction("reauthorizationRequired", 3, 4), renew]

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import sqlalchemy
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -520,3 +521,56 @@ def test_a_database_outage_is_a_503_the_provider_retries(make_app: Callable[...,
         assert answer.status_code == 503
         assert answer.mimetype == "application/problem+json"
         assert answer.headers["Retry-After"]
+
+
+@pytest.mark.parametrize("side", [OUTLOOK], ids=["outlook"])
+def test_a_storm_of_subscription_removed_reopens_once(
+    push_app: Flask,
+    client: FlaskClient,
+    syncs: Syncs,
+    connected: tuple[Side, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, cid = connected
+    reopened: list[int] = []
+    release = threading.Event()
+
+    def slow_reopen(session: Any, settings: Any, connection_id: int) -> None:
+        reopened.append(connection_id)
+        assert release.wait(15)
+
+    monkeypatch.setattr(webhooks, "reopen", slow_reopen)
+    removed = graph_item(lifecycleEvent="subscriptionRemoved", changeType=None, resource=None)
+    # One body repeating it a thousand times, then more bodies while the first reopen runs.
+    assert client.post(f"{HOOKS}/outlook", json={"value": [removed] * 1000}).status_code == 202
+    wait_until(lambda: reopened == [cid], 15, "the reopen")
+    for _ in range(3):
+        assert client.post(f"{HOOKS}/outlook", json={"value": [removed]}).status_code == 202
+    release.set()
+    wait_until(lambda: syncs.count == 1 and idle(push_app), 15, "the background work")
+    assert reopened == [cid]
+
+
+@pytest.mark.parametrize("side", [OUTLOOK], ids=["outlook"])
+def test_a_body_naming_a_thousand_subscriptions_is_one_lookup(
+    push_app: Flask, client: FlaskClient, syncs: Syncs, connected: tuple[Side, int]
+) -> None:
+    _, cid = connected
+    forged = [graph_item(subscriptionId=f"forged-{n}", clientState="y" * 128) for n in range(999)]
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    with push_app.app_context():
+        engine = db.engine
+    sqlalchemy.event.listen(engine, "before_cursor_execute", record)
+    try:
+        answer = client.post(f"{HOOKS}/outlook", json={"value": [*forged, graph_item()]})
+    finally:
+        sqlalchemy.event.remove(engine, "before_cursor_execute", record)
+    assert answer.status_code == 202
+    lookups = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    assert len(lookups) == 1 and "push_channel" in lookups[0], sent
+    assert due_at(push_app, cid) is not None  # the one of ours among them still counts
+    wait_until(lambda: syncs.count == 1 and idle(push_app), 15, "the background work")

@@ -227,6 +227,8 @@ def _connect(
     connection.connected = True
     connection.last_sync_status = SyncStatus.PENDING.value
     connection.last_sync_error = None
+    # A new grant: a channel the provider refused is tried again at the next sync.
+    connection.push_error = None
     save_token(connection, token, cipher)
     session.commit()
     log.info("connected user=%s provider=%s", user_id, provider.value)

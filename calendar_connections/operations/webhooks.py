@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from ..config import Settings
 from ..models import CalendarConnection
 from ..models.push import PushChannel
-from ..sync.channels import find_channel, renew_now, reopen, secret_matches
+from ..sync.channels import find_channel, find_channels, renew_now, reopen, secret_matches
 from ..text import unstorable_reason
 
 log = logging.getLogger(__name__)
@@ -145,25 +145,26 @@ def receive_graph(
     connections due, ``subscriptionRemoved`` too and reopens, ``reauthorizationRequired``
     renews (both in the background); commits."""
     due: set[int] = set()
-    actions: list[LifecycleAction] = []
-    channels: dict[tuple[str, str], PushChannel | None] = {}
-    for item in list(items)[:MAX_GRAPH_ITEMS]:
-        if not isinstance(item, dict):
-            continue
-        subscription, secret = item.get("subscriptionId"), item.get("clientState")
-        if not isinstance(subscription, str) or not isinstance(secret, str):
-            continue
-        key = (subscription, secret)
-        if key not in channels:
-            channels[key] = trusted_channel(session, *key)
-        channel = channels[key]
-        if channel is None:
+    # One action per subscription and event however often a body repeats it: each calls Graph.
+    actions: dict[LifecycleAction, None] = {}
+    candidates = [
+        item
+        for item in list(items)[:MAX_GRAPH_ITEMS]
+        if isinstance(item, dict)
+        and _usable(item.get("subscriptionId"), MAX_ID_LENGTH)
+        and _usable(item.get("clientState"), MAX_SECRET_LENGTH)
+    ]
+    # One query for the whole body, however many subscriptions it names (ours or not).
+    ours = find_channels(session, {item["subscriptionId"] for item in candidates})
+    for item in candidates:
+        channel = ours.get(item["subscriptionId"])
+        if channel is None or not secret_matches(channel, item["clientState"]):
             continue
         event = item.get("lifecycleEvent")
         if event is None or event in (MISSED, SUBSCRIPTION_REMOVED):
             due.add(channel.connection_id)
         if event in (REAUTHORIZATION_REQUIRED, SUBSCRIPTION_REMOVED):
-            actions.append(LifecycleAction(event, channel.id, channel.connection_id))
+            actions[LifecycleAction(event, channel.id, channel.connection_id)] = None
     if not due and not actions:
         log.info("graph notifications ignored: no subscription of ours")
         return

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from ..config import Settings
 from ..crypto import TokenCipher
 from ..models import CalendarConnection, PushChannel, utcnow
 from ..providers.channels import ChannelClient, OpenedChannel
-from ..providers.errors import ProviderError
+from ..providers.errors import ProviderError, ProviderRejected
 from ..providers.registry import provider_spec
 from ..providers.spec import ClientContext
 from ..token_store import load_token, save_token
@@ -38,6 +39,11 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/api/v1/crm/calendar/webhooks/"
 NO_TOKEN_MESSAGE = "no stored authorization to open a push channel with"
+# A provider that refuses to open a channel (a 4xx that is no rate limit: an address it will
+# not call, a calendar it will not watch) refuses again at the next sync: opening is tried
+# again only after SYNC_STALE_AFTER_PUSH, not at every sync of every such connection. The time
+# is kept at the end of ``push_error``, where the operator sees it too.
+RETRY_SUFFIX = re.compile(r" \(tried again after (\S+)\)$")
 
 
 def hash_secret(secret: str) -> str:
@@ -57,6 +63,18 @@ def find_channel(session: Session, provider_channel_id: str) -> PushChannel | No
     return session.execute(
         select(PushChannel).where(PushChannel.provider_channel_id == provider_channel_id)
     ).scalar_one_or_none()
+
+
+def find_channels(
+    session: Session, provider_channel_ids: Collection[str]
+) -> dict[str, PushChannel]:
+    """Those of ``provider_channel_ids`` that are our channels, by id (one query)."""
+    if not provider_channel_ids:
+        return {}
+    found = session.execute(
+        select(PushChannel).where(PushChannel.provider_channel_id.in_(provider_channel_ids))
+    ).scalars()
+    return {channel.provider_channel_id: channel for channel in found}
 
 
 def webhook_address(settings: Settings, slug: str) -> str:
@@ -152,15 +170,23 @@ def _drop_expired(session: Session, connection_id: int) -> None:
 
 
 def _record_failure(
-    session: Session, connection_id: int, action: str, message: str
+    session: Session,
+    connection_id: int,
+    action: str,
+    message: str,
+    *,
+    retry_at: datetime | None = None,
 ) -> CalendarConnection | None:
-    """Keep ``push_error`` (and the true ``push_expires_at``) after a failed channel call."""
+    """Keep ``push_error`` (and the true ``push_expires_at``) after a failed channel call;
+    with ``retry_at``, opening is not tried again before then."""
     session.rollback()
     connection = session.get(CalendarConnection, connection_id)
     if connection is None:
         return None
     log.warning("push channel of connection %s: %s failed: %s", connection_id, action, message)
     connection.push_error = f"Push notifications: {action} failed: {message}"
+    if retry_at is not None:
+        connection.push_error += f" (tried again after {retry_at.isoformat(timespec='seconds')})"
     refresh_push_expiry(session, connection)
     session.commit()
     return connection
@@ -182,7 +208,7 @@ def open_channel(session: Session, settings: Settings, connection_id: int) -> No
             PushChannel.connection_id == connection_id, PushChannel.expires_at > now
         )
     ).scalar_one()
-    if live:
+    if live or not _may_try_opening(connection.push_error, now):
         return
     try:
         with channel_client(session, settings, connection, commit_tokens=True) as client:
@@ -193,11 +219,42 @@ def open_channel(session: Session, settings: Settings, connection_id: int) -> No
         log.info("connection %s has no push: %s", connection_id, exc)
         return
     except ProviderError as exc:
-        _record_failure(session, connection_id, "opening a channel", exc.message)
+        # A refusal (a 4xx that is no rate limit), not an outage: asking again soon is futile.
+        refused = isinstance(exc, ProviderRejected)
+        retry_at = now + timedelta(seconds=settings.sync_stale_after_push) if refused else None
+        _record_failure(session, connection_id, "opening a channel", exc.message, retry_at=retry_at)
         return
     connection.push_error = None
     refresh_push_expiry(session, connection)
     session.commit()
+    mark_due_after_opening(session, connection_id, now)
+
+
+def mark_due_after_opening(session: Session, connection_id: int, since: datetime) -> None:
+    """Make the connection due once more (a scheduler round syncs it); commits.
+
+    A change made after the last sync listed the calendar and before the new channel
+    existed is notified by no one; with push active the next poll would be an hour away.
+    """
+    session.execute(
+        update(CalendarConnection)
+        .where(CalendarConnection.id == connection_id)
+        .values(push_due_at=func.coalesce(CalendarConnection.push_due_at, since))
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+
+
+def _may_try_opening(push_error: str | None, now: datetime) -> bool:
+    """False while an earlier refusal's wait (the time ending ``push_error``) lasts."""
+    found = RETRY_SUFFIX.search(push_error or "")
+    if found is None:
+        return True
+    try:
+        retry_at = datetime.fromisoformat(found.group(1))
+    except ValueError:
+        return True
+    return retry_at.tzinfo is None or retry_at <= now
 
 
 def claim_due_channels(
@@ -243,7 +300,15 @@ def claim_due_channels(
 
 
 def renew_due_channels(session: Session, settings: Settings, now: datetime) -> int:
-    """Renew the channels due at ``now`` (the scheduler's job); commits. How many renewed."""
+    """Renew the channels due at ``now`` (the scheduler's job); commits. How many renewed.
+
+    Without ``WEBHOOK_BASE_URL`` (push turned off after channels were opened) nothing is
+    renewed: the channels left are stopped instead, so that no status says push is active
+    while the scheduler, trusting it, polls only every ``SYNC_STALE_AFTER_PUSH``.
+    """
+    if not settings.webhook_base_url:
+        retire_channels(session, settings, limit=settings.sync_batch_size)
+        return 0
     claimed = claim_due_channels(
         session,
         now=now,
@@ -316,6 +381,8 @@ def _extend(
         assert connection is not None
         session.delete(channel)
         _open_with(session, settings, connection, client)
+        # Changes made while it was gone were notified by no one.
+        connection.push_due_at = connection.push_due_at or renewed_at
         return
     channel.expires_at = expires_at
     channel.renew_at = renew_at(renewed_at, expires_at)
@@ -394,3 +461,27 @@ def stop_channels(session: Session, settings: Settings, connection: CalendarConn
             session.delete(channel)
     connection.push_expires_at = None
     session.flush()
+
+
+def retire_channels(session: Session, settings: Settings, *, limit: int) -> int:
+    """Stop the channels of up to ``limit`` connections (push is off); commits. How many
+    connections had channels stopped."""
+    connection_ids = list(
+        session.execute(
+            select(PushChannel.connection_id)
+            .group_by(PushChannel.connection_id)
+            .order_by(PushChannel.connection_id)
+            .limit(limit)
+        ).scalars()
+    )
+    for connection_id in connection_ids:
+        connection = session.get(CalendarConnection, connection_id)
+        if connection is None:  # gone meanwhile (its channels with it): nothing to stop
+            session.execute(delete(PushChannel).where(PushChannel.connection_id == connection_id))
+            session.commit()
+            continue
+        log.info("push is off (no WEBHOOK_BASE_URL): stopping the channels of %s", connection_id)
+        stop_channels(session, settings, connection)
+        connection.push_error = None
+        session.commit()
+    return len(connection_ids)
