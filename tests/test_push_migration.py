@@ -12,7 +12,7 @@ from flask_migrate import downgrade, upgrade
 from calendar_connections.extensions import db
 from calendar_connections.models import CalendarConnection, PushChannel, utcnow
 
-PUSH_COLUMNS = {"push_expires_at", "push_due_at", "push_error"}
+PUSH_COLUMNS = {"push_expires_at", "push_due_at", "push_error", "push_retry_at"}
 
 
 def _schema() -> tuple[set[str], set[str], set[str]]:

@@ -75,10 +75,12 @@ class CalendarConnection(Base):
     # Push notifications. `push_expires_at` is the latest expiry of an open channel (NULL: no
     # push), kept here so that the scheduler's claim needs no join; `push_due_at` says a
     # trusted notification arrived and no sync has started since; `push_error` says why push
-    # is not active.
+    # is not active; `push_retry_at`, after a provider refused to open a channel, when opening
+    # is tried again (not at every sync: it would refuse again).
     push_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     push_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     push_error: Mapped[str | None] = mapped_column(Text)
+    push_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     token: Mapped[OAuthToken | None] = relationship(
         back_populates="connection", cascade="all, delete-orphan", uselist=False

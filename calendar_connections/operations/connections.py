@@ -229,6 +229,7 @@ def _connect(
     connection.last_sync_error = None
     # A new grant: a channel the provider refused is tried again at the next sync.
     connection.push_error = None
+    connection.push_retry_at = None
     save_token(connection, token, cipher)
     session.commit()
     log.info("connected user=%s provider=%s", user_id, provider.value)

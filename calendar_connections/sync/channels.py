@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import secrets
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
@@ -41,9 +40,8 @@ WEBHOOK_PATH = "/api/v1/crm/calendar/webhooks/"
 NO_TOKEN_MESSAGE = "no stored authorization to open a push channel with"
 # A provider that refuses to open a channel (a 4xx that is no rate limit: an address it will
 # not call, a calendar it will not watch) refuses again at the next sync: opening is tried
-# again only after SYNC_STALE_AFTER_PUSH, not at every sync of every such connection. The time
-# is kept at the end of ``push_error``, where the operator sees it too.
-RETRY_SUFFIX = re.compile(r" \(tried again after (\S+)\)$")
+# again only after SYNC_STALE_AFTER_PUSH (``push_retry_at``), not at every sync of every such
+# connection.
 
 
 def hash_secret(secret: str) -> str:
@@ -187,6 +185,7 @@ def _record_failure(
     connection.push_error = f"Push notifications: {action} failed: {message}"
     if retry_at is not None:
         connection.push_error += f" (tried again after {retry_at.isoformat(timespec='seconds')})"
+    connection.push_retry_at = retry_at
     refresh_push_expiry(session, connection)
     session.commit()
     return connection
@@ -208,7 +207,8 @@ def open_channel(session: Session, settings: Settings, connection_id: int) -> No
             PushChannel.connection_id == connection_id, PushChannel.expires_at > now
         )
     ).scalar_one()
-    if live or not _may_try_opening(connection.push_error, now):
+    retry_at = connection.push_retry_at
+    if live or (retry_at is not None and retry_at > now):
         return
     try:
         with channel_client(session, settings, connection, commit_tokens=True) as client:
@@ -225,6 +225,7 @@ def open_channel(session: Session, settings: Settings, connection_id: int) -> No
         _record_failure(session, connection_id, "opening a channel", exc.message, retry_at=retry_at)
         return
     connection.push_error = None
+    connection.push_retry_at = None
     refresh_push_expiry(session, connection)
     session.commit()
     mark_due_after_opening(session, connection_id, now)
@@ -243,18 +244,6 @@ def mark_due_after_opening(session: Session, connection_id: int, since: datetime
         .execution_options(synchronize_session=False)
     )
     session.commit()
-
-
-def _may_try_opening(push_error: str | None, now: datetime) -> bool:
-    """False while an earlier refusal's wait (the time ending ``push_error``) lasts."""
-    found = RETRY_SUFFIX.search(push_error or "")
-    if found is None:
-        return True
-    try:
-        retry_at = datetime.fromisoformat(found.group(1))
-    except ValueError:
-        return True
-    return retry_at.tzinfo is None or retry_at <= now
 
 
 def claim_due_channels(

@@ -37,6 +37,7 @@ def upgrade():
         batch_op.add_column(sa.Column('push_expires_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('push_due_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('push_error', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('push_retry_at', sa.DateTime(), nullable=True))
 
     op.create_index(
         'ix_calendar_connection_push_due_at',
@@ -65,6 +66,7 @@ def downgrade():
         sqlite_where=sa.text('connected'),
     )
     with op.batch_alter_table('calendar_connection', schema=None) as batch_op:
+        batch_op.drop_column('push_retry_at')
         batch_op.drop_column('push_error')
         batch_op.drop_column('push_due_at')
         batch_op.drop_column('push_expires_at')
