@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 from authlib.integrations.base_client import OAuthError
-from authlib.integrations.requests_client import OAuth2Session
+from authlib.integrations.requests_client import OAuth2Auth, OAuth2Session
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
@@ -81,6 +81,28 @@ class ProviderSession:
                     status=401,
                 )
         return response
+
+    def fixed_auth(self) -> OAuth2Auth:
+        """The access token as an ``auth`` that never refreshes, refreshed first when near its
+        expiry: for requests sent from other threads, since a refresh saves the new token
+        through the database session, which belongs to the calling thread."""
+        try:
+            self._session.ensure_active_token(self._session.token)
+        except OAuthError as exc:
+            raise translate_oauth_error(exc, self.label) from exc
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderUnavailable(
+                f"{self.label}'s token endpoint could not refresh the access token."
+            ) from exc
+        return OAuth2Auth(dict(self._session.token))
+
+    def send_unrefreshed(
+        self, method: str, url: str, auth: OAuth2Auth, **kwargs: Any
+    ) -> requests.Response:
+        """Send with ``auth`` (see ``fixed_auth``), retried like ``request`` but never
+        refreshing: a 401 is returned for the calling thread to handle. Safe from several
+        threads at once (urllib3's connection pool is)."""
+        return self._send_throttled(method, url, auth=auth, **kwargs)
 
     def _send_throttled(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         """Send, retrying rate-limit 403s with the policy urllib3 applies to 429 and 5xx.

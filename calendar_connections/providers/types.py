@@ -197,7 +197,8 @@ class CalendarClient(Protocol):
 
     @property
     def batch_size(self) -> int:
-        """The most writes ``write_batch`` sends in one provider request."""
+        """The most writes the engine hands ``write_batch`` at once (one provider request, or
+        a few sent together)."""
         ...
 
     def write_batch(self, writes: Sequence[Write]) -> list[WriteResult]:

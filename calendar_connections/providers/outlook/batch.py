@@ -2,8 +2,8 @@
 
 ``{"requests": [{id, method, url, headers, body}]}`` with URLs relative to the version root;
 the answer ``{"responses": [{id, status, headers, body}]}`` may come in any order, so each is
-matched to its call by id. Batches go one at a time: Outlook throttles a mailbox beyond four
-requests in flight, and one request of 20 calls at a time keeps the push near its floor.
+matched to its call by id. Up to four batches go at once: Outlook throttles a mailbox beyond
+four requests in flight (429 ``ApplicationThrottled``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 from ..batch import CallAnswer
 
 MAX_REQUESTS = 20  # Graph's limit per batch
+MAX_IN_FLIGHT = 4  # Outlook's limit of concurrent requests per mailbox
 
 
 @dataclass(frozen=True)
