@@ -272,11 +272,22 @@ class IdempotencyHeaderSchema(ma.Schema):
     )
 
 
+# What ``isoformat`` of an aware UTC instant ends with.
+_UTC_OFFSET = "+00:00"
+
+
+def _original_start(at: datetime | None, on: date | None) -> str | None:
+    """A moved instance's original start: an instant (naive UTC), else a day, else none."""
+    if at is not None:
+        return at.isoformat() + _UTC_OFFSET
+    return None if on is None else on.isoformat()
+
+
 def listed_event_json(row: Any, sources: Mapping[str, str]) -> dict[str, Any]:
-    """``EventSchema().dump`` of a listed event (a row of ``LISTED_COLUMNS``, in their order),
-    written out: a list page dumps up to a hundred per request, and marshmallow spends tens of
-    microseconds on each. A test pins both to the same output; a field added to EventSchema is
-    added here too."""
+    """``EventSchema().dump`` of a listed event (a row of ``LISTED_COLUMNS``, in their order,
+    instants naive UTC), written out: a list page dumps up to a hundred per request, and
+    marshmallow spends tens of microseconds on each. A test pins both to the same output; a
+    field added to EventSchema is added here too."""
     (
         id_,
         title,
@@ -296,23 +307,22 @@ def listed_event_json(row: Any, sources: Mapping[str, str]) -> dict[str, Any]:
         created_at,
         updated_at,
     ) = row
-    original_start = original_start_at or original_start_date
     return {
         "id": id_,
         "title": title,
         "description": description,
         "location": location,
         "allDay": all_day,
-        "start": None if start_at is None else start_at.isoformat(),
-        "end": None if end_at is None else end_at.isoformat(),
+        "start": None if start_at is None else start_at.isoformat() + _UTC_OFFSET,
+        "end": None if end_at is None else end_at.isoformat() + _UTC_OFFSET,
         "startDate": None if start_date is None else start_date.isoformat(),
         "endDate": None if end_date is None else end_date.isoformat(),
         "timeZone": time_zone,
         "recurrence": list(recurrence or ()),
         "status": status,
         "seriesId": series_id,
-        "originalStart": None if original_start is None else original_start.isoformat(),
-        "createdAt": created_at.isoformat(),
-        "updatedAt": updated_at.isoformat(),
+        "originalStart": _original_start(original_start_at, original_start_date),
+        "createdAt": created_at.isoformat() + _UTC_OFFSET,
+        "updatedAt": updated_at.isoformat() + _UTC_OFFSET,
         "sources": dict(sources),
     }
