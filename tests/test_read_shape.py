@@ -23,6 +23,8 @@ from calendar_connections.extensions import db
 from calendar_connections.jwt_manager import VERIFIED_TOKENS_KEY
 from calendar_connections.models import CalendarConnection, CalendarEvent, EventLink
 from calendar_connections.operations import events
+from calendar_connections.operations.connections import connection_statuses
+from calendar_connections.schemas.connections import ConnectionStatusSchema
 from calendar_connections.schemas.events import EventSchema
 
 BASE = "/api/v1/crm/calendar/events"
@@ -228,6 +230,30 @@ def test_the_list_body_is_event_schemas_dump_to_the_byte(
     # Each item is also what reading the event alone answers.
     for item in response.json:
         assert client.get(f"{BASE}/{item['id']}", headers=auth).json == item
+
+
+def test_the_status_body_is_connection_status_schemas_dump_to_the_byte(
+    app: Flask, client: FlaskClient, auth: dict[str, str]
+) -> None:
+    (google,) = connect(app, "user-1", "GOOGLE")
+    with app.app_context():
+        row = db.session.get(CalendarConnection, google)
+        assert row is not None
+        row.last_sync_at = START + timedelta(microseconds=250)
+        row.last_sync_status = "FAILED"
+        row.last_sync_error = "Google said \u00ab no \u00bb"
+        row.push_expires_at = datetime.now(UTC) + timedelta(days=3)
+        db.session.commit()
+    response = client.get(STATUS, headers=auth)
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    with app.app_context():
+        statuses = connection_statuses(db.session(), "user-1")
+        expected = ConnectionStatusSchema(many=True).dump(statuses)
+        body = app.json.dumps(expected, separators=(",", ":")) + "\n"
+    # Both kinds: connected with every field set (push active), and never connected.
+    assert [(s["connected"], s["pushActive"]) for s in expected] == [(True, True), (False, False)]
+    assert response.get_data(as_text=True) == body
 
 
 def test_a_token_is_verified_by_the_library_once(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response
+from typing import cast
+
+from flask import Response, current_app
 from flask.views import MethodView
 
 from ..auth import current_user_id
@@ -10,9 +12,8 @@ from ..config import get_settings
 from ..crypto import get_cipher
 from ..extensions import db
 from ..operations import connections
-from ..operations.connections import ConnectionStatus
 from ..operations.sync import sync_if_stale
-from ..schemas.connections import ConnectionStatusSchema, SyncResultSchema
+from ..schemas.connections import ConnectionStatusSchema, SyncResultSchema, status_json
 from ..sync.engine import SyncResult
 from ..sync.service import sync_provider
 from .common import CONNECTIONS_PREFIX, ApiBlueprint, authenticated, parse_provider
@@ -32,9 +33,11 @@ class Status(MethodView):
     @authenticated(blp)
     @blp.doc(summary="Get connection statuses", operationId="connectionStatuses")
     @blp.response(200, ConnectionStatusSchema(many=True))
-    def get(self) -> list[ConnectionStatus]:
+    def get(self) -> Response:
         """One entry per provider, GOOGLE then OUTLOOK, connected or not."""
-        return connections.connection_statuses(db.session(), current_user_id())
+        statuses = connections.connection_statuses(db.session(), current_user_id())
+        # Dumped here as ConnectionStatusSchema would (the response's documented schema).
+        return cast(Response, current_app.json.response([status_json(s) for s in statuses]))
 
 
 @blp.route("/<provider:provider>/disconnect")
