@@ -113,8 +113,8 @@ LISTED_COLUMNS = (
 
 @dataclass(frozen=True)
 class EventPage:
-    """One page of a list (rows of ``LISTED_COLUMNS``), the provider event ids each of its
-    events is synced with, and how many events the whole list has."""
+    """One page of a list (rows of ``LISTED_COLUMNS``, instants naive UTC), the provider event
+    ids each of its events is synced with, and how many events the whole list has."""
 
     rows: Sequence[Any]
     sources: dict[int, dict[str, str]]
