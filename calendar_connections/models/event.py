@@ -53,6 +53,8 @@ WRITABLE_COLUMNS = (
 def storable_text(text: str, limit: int) -> str:
     """Provider text as the CRM can store it everywhere: no NUL (PostgreSQL refuses it), lone
     surrogates (no encoding has them) replaced, at most ``limit`` characters."""
+    if text.isascii():  # no surrogate: the common case, without the regular expression
+        return text.replace("\x00", "")[:limit]
     return _SURROGATE.sub("\ufffd", text.replace("\x00", ""))[:limit]
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, inspect, or_, select
+from sqlalchemy import Table, inspect, or_, select, text
 from sqlalchemy.exc import InterfaceError, InternalError, OperationalError, StatementError
 from sqlalchemy.orm import Session, contains_eager, joinedload
 
@@ -80,6 +80,7 @@ class Puller:
         self.new_rows = {}
         if not wanted:
             return
+        custom_plans(self.session)
         for link in self.session.execute(
             select(EventLink)
             .join(EventLink.event)
@@ -543,6 +544,17 @@ def apply_page(
                 )
     finally:
         puller.forget_page()
+
+
+def custom_plans(session: Session) -> None:
+    """Plan the page's statements for their own values, until the page's commit (PostgreSQL).
+
+    psycopg prepares a statement run five times; PostgreSQL then may plan it once for any
+    values, with the statistics of a table this very sync is filling. Such a generic plan of
+    the page's lookup (hundreds of ids in an IN list) cost about 70 ms a page at 10,000
+    links against 1-5 ms planned for the page's values."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
 def _table(model: type[CalendarEvent] | type[EventLink]) -> Table:

@@ -3,7 +3,8 @@
 SQLAlchemy's "insertmanyvalues" writes ``INSERT ... VALUES (...), (...)`` with a placeholder
 per value. psycopg parses such a statement anew each time, which costs more than the rows'
 transfer (about 0.3 ms a row of 16 values on a 2-core machine). On PostgreSQL the rows go
-instead as one array per column, unnested by the server: a short statement, parsed once.
+instead as one array per column (in binary), unnested by the server: a short statement, parsed
+once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Column, Table, TypeDecorator, bindparam, insert, text
+from sqlalchemy import JSON, Column, Table, TypeDecorator, insert
 from sqlalchemy.orm import Session
 
 
@@ -34,8 +35,10 @@ def insert_rows(
     names = list(rows[0])
     columns = [table.c[name] for name in names]
     arrays = {f"a{i}": _array(column, rows) for i, column in enumerate(columns)}
+    # ``%(name)b``: psycopg sends each array in binary, its strings as they are; as text, it
+    # would quote and escape every element in Python (most of the statement's cost).
     unnested = ", ".join(
-        f"CAST(:a{i} AS {_array_type(column, dialect)})" for i, column in enumerate(columns)
+        f"CAST(%(a{i})b AS {_array_type(column, dialect)})" for i, column in enumerate(columns)
     )
     aliases = ", ".join(f"c{i}" for i in range(len(names)))
     sql = (
@@ -44,8 +47,7 @@ def insert_rows(
     )
     if returning:
         sql += f" RETURNING {', '.join(returning)}"
-    unnest = text(sql).bindparams(*(bindparam(name) for name in arrays))
-    result = session.execute(unnest, arrays)
+    result = session.connection().exec_driver_sql(sql, arrays)
     return [tuple(row) for row in result] if returning else []
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -66,17 +65,22 @@ def storable_fields(fields: EventFields) -> EventFields:
     def text(value: str | None, limit: int) -> str | None:
         return None if value is None else storable_text(value, limit)
 
-    return replace(
-        fields,
+    return EventFields(  # not dataclasses.replace: built for every pulled event
         title=storable_text(fields.title, TITLE_MAX_LENGTH),
         description=text(fields.description, DESCRIPTION_MAX_LENGTH),
         location=text(fields.location, LOCATION_MAX_LENGTH),
+        all_day=fields.all_day,
+        start_at=fields.start_at,
+        end_at=fields.end_at,
+        start_date=fields.start_date,
+        end_date=fields.end_date,
         time_zone=text(fields.time_zone, TIME_ZONE_MAX_LENGTH),
         recurrence=(
             [storable_text(line, 2000) for line in fields.recurrence]
             if fields.recurrence
             else fields.recurrence
         ),
+        status=fields.status,
     )
 
 

@@ -66,6 +66,8 @@ def _parse_graph_time(node: dict[str, Any] | None) -> datetime | None:
         return None
     moment = datetime.fromisoformat(node["dateTime"])
     if moment.tzinfo is None:
+        if node.get("timeZone") == "UTC":  # as asked (`Prefer`): no zone lookup per event
+            return moment.replace(tzinfo=UTC)
         zone = to_iana(node.get("timeZone")) or "UTC"
         moment = moment.replace(tzinfo=ZoneInfo(zone))
     return moment.astimezone(UTC)
