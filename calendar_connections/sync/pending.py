@@ -33,7 +33,10 @@ def pending_events(
             select(column)
             .where(
                 EventLink.event_id == CalendarEvent.id,
-                EventLink.connection_id == connection.id,
+                # ``+ 0``: no index can serve this column alone, so the unique index on
+                # (connection_id, external_id), which would walk all the connection's links
+                # per event, is never a candidate, whatever the statistics say.
+                EventLink.connection_id + 0 == connection.id,
                 EventLink.kind == LINK_EVENT,
             )
             # There is at most one (``Puller.link_for_event`` relies on it too). No ORDER BY:
