@@ -183,7 +183,7 @@ def status_command(user_id: str | None) -> None:
 
 
 def _push_column(connection: CalendarConnection, now: datetime) -> str:
-    if push_active(connection, now):
+    if push_active(connection.push_expires_at, now):
         assert connection.push_expires_at is not None
         return "until " + connection.push_expires_at.isoformat(timespec="seconds")
     return "off"

@@ -148,24 +148,16 @@ class SyncScheduler:
             if self._scheduler is not None:
                 return
             self._scheduler = BackgroundScheduler(daemon=True, timezone="UTC")
-            self._scheduler.add_job(
-                self._round,
-                "interval",
-                seconds=self.interval,
-                id="sync-stale",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=utcnow(),
-            )
-            self._scheduler.add_job(
-                self._renew_channels,
-                "interval",
-                seconds=self.interval,
-                id="push-renew",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=utcnow(),
-            )
+            for job, job_id in ((self._round, "sync-stale"), (self._renew_channels, "push-renew")):
+                self._scheduler.add_job(
+                    job,
+                    "interval",
+                    seconds=self.interval,
+                    id=job_id,
+                    max_instances=1,
+                    coalesce=True,
+                    next_run_time=utcnow(),
+                )
             self._scheduler.start()
             log.info("scheduler started: a round every %s s", self.interval)
 

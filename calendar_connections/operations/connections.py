@@ -332,9 +332,10 @@ class ConnectionStatus:
     push_expires_at: datetime | None = None
 
 
-def push_active(connection: CalendarConnection, now: datetime) -> bool:
-    """Whether a channel of the connection is open now (notifications arrive)."""
-    return connection.push_expires_at is not None and connection.push_expires_at > now
+def push_active(push_expires_at: datetime | None, now: datetime) -> bool:
+    """Whether a channel of the connection is open now (notifications arrive), from its
+    ``push_expires_at``."""
+    return push_expires_at is not None and push_expires_at > now
 
 
 # The columns a status shows, labelled as ConnectionStatus's fields (a Core select of these,
@@ -366,13 +367,12 @@ def connection_statuses(session: Session, user_id: str) -> list[ConnectionStatus
         if row is None:
             statuses.append(ConnectionStatus(provider.value, connected=False))
         else:
-            expires = row["push_expires_at"]
             statuses.append(
                 ConnectionStatus(
                     **{
                         **row,
                         "connected": bool(row["connected"]),
-                        "push_active": expires is not None and expires > now,
+                        "push_active": push_active(row["push_expires_at"], now),
                     }
                 )
             )

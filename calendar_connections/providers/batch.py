@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
 from tenacity.wait import wait_base, wait_exponential_jitter
 from urllib3.exceptions import InvalidHeader
@@ -14,7 +15,7 @@ from urllib3.exceptions import InvalidHeader
 from ..ical.rrule import RecurrenceError
 from .errors import ProviderError, ProviderRejected, ProviderUnavailable
 from .http import RetryPolicy
-from .session import RATE_LIMIT_REASONS, reason_of, summary_of
+from .session import RATE_LIMIT_REASONS, raise_for_status, reason_of, summary_of
 from .types import CalendarClient, RemoteEvent, RemoteGone, Write, WriteConflict, WriteResult
 
 _VERBS = {"insert": "create an event", "update": "update an event", "delete": "delete an event"}
@@ -31,6 +32,20 @@ class CallAnswer:
     def header(self, name: str) -> str | None:
         """A header's value, whatever its case."""
         return next((v for k, v in self.headers.items() if k.lower() == name.lower()), None)
+
+
+def batch_answers(
+    response: requests.Response,
+    label: str,
+    decode: Callable[[requests.Response], dict[int, CallAnswer]],
+) -> dict[int, CallAnswer]:
+    """Each call's answer in a batch request's response, by index; a failed or unreadable
+    batch request is the whole batch's error."""
+    raise_for_status(response, label, "write a batch of events")
+    try:
+        return decode(response)
+    except ValueError as exc:
+        raise ProviderUnavailable(f"{label} sent an unreadable batch answer") from exc
 
 
 @dataclass(frozen=True)

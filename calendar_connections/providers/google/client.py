@@ -9,8 +9,18 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
-from ..batch import Answer, CallAnswer, answer_for, encode_each, read_round, write_in_rounds
-from ..errors import ProviderError, ProviderUnavailable
+import requests
+
+from ..batch import (
+    Answer,
+    CallAnswer,
+    answer_for,
+    batch_answers,
+    encode_each,
+    read_round,
+    write_in_rounds,
+)
+from ..errors import ProviderError
 from ..session import ProviderSession, raise_for_status
 from ..types import (
     KIND_EXCEPTION,
@@ -258,11 +268,7 @@ class GoogleCalendarClient:
             response = self._session.request(
                 "POST", self._batch_url, data=body, headers={"Content-Type": content_type}
             )
-            raise_for_status(response, label, "write a batch of events")
-            try:
-                answers = decode_answers(response.headers.get("Content-Type", ""), response.content)
-            except ValueError as exc:
-                raise ProviderUnavailable(f"{label} sent an unreadable batch answer") from exc
+            answers = batch_answers(response, label, _decoded_batch)
         if any(answer.status == 401 for answer in answers.values()):
             self._session.refresh()  # the calls refused the token: refresh, then send again
         return read_round(writes, answers, refused, self._read_answer, label)
@@ -281,3 +287,7 @@ class GoogleCalendarClient:
             return WriteResult(remote=self.update(write.payload.uid, write.payload, None))
         except (WriteConflict, RemoteGone, ProviderError) as exc:
             return WriteResult(error=exc)
+
+
+def _decoded_batch(response: requests.Response) -> dict[int, CallAnswer]:
+    return decode_answers(response.headers.get("Content-Type", ""), response.content)

@@ -17,11 +17,11 @@ from ..batch import (
     CallAnswer,
     Throttled,
     answer_for,
+    batch_answers,
     encode_each,
     read_round,
     write_in_rounds,
 )
-from ..errors import ProviderUnavailable
 from ..http import require_same_origin
 from ..session import ProviderSession, error_reason, raise_for_status
 from ..types import (
@@ -331,11 +331,7 @@ class GraphCalendarClient:
         for chunk, (_, refused), response in zip(chunks, encoded, sent, strict=True):
             answers: dict[int, CallAnswer] = {}
             if response is not None:
-                raise_for_status(response, label, "write a batch of events")
-                try:
-                    answers = read_answers(response.json())
-                except ValueError as exc:
-                    raise ProviderUnavailable(f"{label} sent an unreadable batch answer") from exc
+                answers = batch_answers(response, label, lambda sent: read_answers(sent.json()))
             results.extend(read_round(chunk, answers, refused, self._read_answer, label))
         if any(isinstance(r, Throttled) and r.error.status == 401 for r in results):
             self._session.refresh()  # calls refused the token: refresh, then send them again
